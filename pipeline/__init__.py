@@ -1,0 +1,3 @@
+"""planie: structured commitments from Chinese quality-development plan documents."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""Reading plan documents and segmenting them into paragraphs, sentences and task items.
+
+Every segment carries character offsets into ``Document.text``, which is the file's decoded
+content unchanged (CRLF, full-width spaces and tabs kept; only a byte-order mark is dropped).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DocumentError(ValueError):
+    """A document that cannot be read as text; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    source: str
+    text: str
+    encoding: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskItem:
+    """A paragraph plus an immediately following line that only assigns responsibility."""
+
+    start: int
+    end: int
+    paragraphs: tuple[Segment, ...]
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def decode_bytes(data: bytes, source: str = "<bytes>") -> tuple[str, str]:
+    """Decode UTF-8 (BOM optional), UTF-16 with BOM, or GB18030; return (text, encoding)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(encoding), encoding
+            except UnicodeDecodeError as exc:
+                raise DocumentError(f"{source}: not valid {encoding} after its byte-order mark ({exc})") from exc
+    if b"\x00" in data[:4096]:
+        raise DocumentError(f"{source}: looks binary (NUL bytes), not a text document")
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise DocumentError(f"{source}: neither UTF-8 nor GB18030 text")
+
+
+def doc_id_for(path: Path) -> str:
+    return path.stem
+
+
+def read_document(path: str | Path, doc_id: str | None = None) -> Document:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    text, encoding = decode_bytes(data, str(path))
+    return Document(doc_id or doc_id_for(path), str(path), text, encoding)
+
+
+_LINE = re.compile(r"[^\r\n]+")
+# A sentence ends at 。！？!? (plus closing quotes/brackets right after it), or at the line end.
+_SENTENCE = re.compile(r"[^。！？!?\r\n]*(?:[。！？!?]+[”’」』）)]*|$)")
+
+
+def paragraphs(text: str) -> list[Segment]:
+    """Non-blank lines, trimmed of surrounding white space (full-width included)."""
+    result = []
+    for m in _LINE.finditer(text):
+        seg = _strip(text, m.start(), m.end())
+        if seg is not None:
+            result.append(seg)
+    return result
+
+
+def sentences(text: str, within: Segment | None = None) -> list[Segment]:
+    """Sentences inside ``within`` (default: every paragraph), never crossing a line break."""
+    result = []
+    for para in [within] if within else paragraphs(text):
+        for m in _SENTENCE.finditer(text, para.start, para.end):
+            if m.end() > m.start():
+                seg = _strip(text, m.start(), m.end())
+                if seg is not None:
+                    result.append(seg)
+    return result
+
+
+def _strip(text: str, start: int, end: int) -> Segment | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Segment(start, end, text[start:end]) if end > start else None
+
+
+_ASSIGNMENT = re.compile(
+    r"^(?:[（(](?:[^（）()]*(?:牵头|负责|配合|参与|分工)[^（）()]*)[）)][。；;]?"
+    r"|(?:由)?[^。]{0,80}(?:牵头|负责)[^。]{0,80}[。；;]?"
+    r"|(?:责任单位|牵头单位|配合单位)[:：].*)$"
+)
+
+
+def is_assignment_line(line: str) -> bool:
+    """A line that only assigns responsibility: （省质监局牵头，各有关部门配合）, 责任单位：…"""
+    line = line.strip()
+    return bool(line) and len(line) <= 160 and bool(_ASSIGNMENT.match(line))
+
+
+def task_items(text: str) -> list[TaskItem]:
+    paras = paragraphs(text)
+    items: list[TaskItem] = []
+    i = 0
+    while i < len(paras):
+        group = [paras[i]]
+        while i + 1 < len(paras) and is_assignment_line(paras[i + 1].text) and not is_assignment_line(group[0].text):
+            group.append(paras[i + 1])
+            i += 1
+        items.append(TaskItem(group[0].start, group[-1].end, tuple(group)))
+        i += 1
+    return items
+
+
+_HEADING_NUMBER = re.compile(
+    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[）)]|\d+[.．、]|[（(]\d+[）)]|第[一二三四五六七八九十]+[章节部分])"
+)
+
+
+def is_heading(line: str) -> bool:
+    """A section heading: a numbered title, or a short line ending in a colon."""
+    line = line.strip()
+    if not line:
+        return False
+    if line.endswith(("：", ":")) and len(line) <= 40:
+        return True
+    if _HEADING_NUMBER.match(line):
+        body = _HEADING_NUMBER.sub("", line)
+        return len(body) <= 30 and not re.search(r"[，,；;]", body.rstrip("。"))
+    return False
