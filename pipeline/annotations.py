@@ -79,7 +79,9 @@ def result_items(doc: AnnotatedDoc) -> list[dict[str, Any]]:
             item["score"] = s.score
         items.append(item)
     for r in doc.relations:
-        items.append({"from_id": r.head, "to_id": r.tail, "type": "relation", "direction": "right", "labels": [r.label]})
+        items.append(
+            {"from_id": r.head, "to_id": r.tail, "type": "relation", "direction": "right", "labels": [r.label]}
+        )
     return items
 
 

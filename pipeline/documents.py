@@ -47,7 +47,7 @@ def decode_bytes(data: bytes, source: str = "<bytes>") -> tuple[str, str]:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom):].decode(encoding), encoding
+                return data[len(bom) :].decode(encoding), encoding
             except UnicodeDecodeError as exc:
                 raise DocumentError(f"{source}: not valid {encoding} after its byte-order mark ({exc})") from exc
     if b"\x00" in data[:4096]:
@@ -58,6 +58,11 @@ def decode_bytes(data: bytes, source: str = "<bytes>") -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
     raise DocumentError(f"{source}: neither UTF-8 nor GB18030 text")
+
+
+def first_difference(a: str, b: str) -> int:
+    """Index of the first character where two texts differ (the shorter length if one is a prefix)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def doc_id_for(path: Path) -> str:

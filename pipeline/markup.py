@@ -53,7 +53,8 @@ def parse_markup(markup: str, doc_id: str, source: str = "") -> AnnotatedDoc:
     text = "".join(text_parts)
     leftover = re.search(r"\[\[|\]\]", text)
     if leftover:
-        raise MarkupError(f"line {text.count(chr(10), 0, leftover.start()) + 1}: malformed markup near {text[max(0, leftover.start() - 10): leftover.start() + 20]!r}")
+        near = text[max(0, leftover.start() - 10) : leftover.start() + 20]
+        raise MarkupError(f"line {_line_of(text, leftover.start())}: malformed markup near {near!r}")
     ids = [mk.span.id for mk in marks]
     dup = {i for i in ids if ids.count(i) > 1}
     if dup:
@@ -79,7 +80,7 @@ def render_markup(doc: AnnotatedDoc) -> str:
         for r in rels:
             grouped.setdefault(r.label, []).append(r.tail)
         rel_part = ";".join(f"{lab}:{','.join(tails)}" for lab, tails in grouped.items())
-        out.append(f"[[{doc.text[s.start:s.end]}|{s.label}|{s.id}" + (f"|{rel_part}" if rel_part else "") + "]]")
+        out.append(f"[[{doc.text[s.start : s.end]}|{s.label}|{s.id}" + (f"|{rel_part}" if rel_part else "") + "]]")
         pos = s.end
     out.append(doc.text[pos:])
     return "".join(out)

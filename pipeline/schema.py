@@ -106,7 +106,7 @@ def label_studio_config(schema: Schema) -> str:
         '  <Labels name="label" toName="text">\n'
         f"{labels}\n"
         "  </Labels>\n"
-        '  <Relations>\n'
+        "  <Relations>\n"
         f"{relations}\n"
         "  </Relations>\n"
         '  <Text name="text" value="$text" granularity="symbol"/>\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.annotations import ExportError, load_export_tasks
-from pipeline.documents import DocumentError, read_document
+from pipeline.documents import DocumentError, first_difference, read_document
 from pipeline.schema import Schema
 
 
@@ -74,7 +74,7 @@ def validate_result(
         spans[rid] = (start, end, label)
 
     ordered = sorted(spans.items(), key=lambda kv: kv[1][:2])
-    for (id_a, a), (id_b, b) in zip(ordered, ordered[1:]):
+    for (id_a, a), (id_b, b) in zip(ordered, ordered[1:], strict=False):
         if b[0] < a[1]:
             problem(f"result id={id_b}", "value.start", f"overlaps result id={id_a} ({a[0]}-{a[1]} and {b[0]}-{b[1]})")
 
@@ -132,9 +132,11 @@ def validate_export(path: str | Path, schema: Schema, documents: dict[str, Path]
                 problems.append(Problem(str(path), tid, None, "", "data.doc_id", str(exc)))
             else:
                 if original != text:
-                    at = next((i for i, (a, b) in enumerate(zip(original, text)) if a != b), min(len(original), len(text)))
+                    at = first_difference(original, text)
                     problems.append(
-                        Problem(str(path), tid, None, "", "data.text", f"differs from {documents[doc_id]} at character {at}")
+                        Problem(
+                            str(path), tid, None, "", "data.text", f"differs from {documents[doc_id]} at character {at}"
+                        )
                     )
         for ann in task.get("annotations") or []:
             if ann.get("was_cancelled"):

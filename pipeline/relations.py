@@ -1,0 +1,137 @@
+"""Relations between entity spans: candidate windows and the rules linker (the baseline).
+
+The windows follow the schema: value_of within a sentence, deadline_of within a deadline's
+scope (up to the next DEADLINE or heading line), responsible_for within a task item.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from pipeline.annotations import Relation, Span
+from pipeline.documents import Segment, TaskItem, is_assignment_line, is_heading, paragraphs, sentences, task_items
+
+ASSIGNMENT_PAREN = re.compile(r"[（(][^（）()\r\n]*(?:牵头|负责|配合|分工|参与)[^（）()\r\n]*[）)]")
+ASSIGNMENT_CLAUSE = re.compile(r"(?:责任单位|牵头单位|配合单位)[:：][^\r\n]*|由[^。；\r\n]{2,120}?(?:牵头|负责)")
+
+
+class SentenceIndex:
+    """Maps character offsets to the sentence that contains them."""
+
+    def __init__(self, text: str) -> None:
+        self.sentences: list[Segment] = sentences(text)
+        self._starts = [s.start for s in self.sentences]
+
+    def of(self, offset: int) -> int:
+        i = bisect_right(self._starts, offset) - 1
+        return i if i >= 0 and offset < self.sentences[i].end else -1
+
+
+def heading_starts(text: str) -> list[int]:
+    return [p.start for p in paragraphs(text) if is_heading(p.text)]
+
+
+def deadline_scope(deadline: Span, spans: Sequence[Span], headings: Sequence[int]) -> tuple[int, int]:
+    """From the deadline to the next DEADLINE or the next heading line, whichever comes first."""
+    end = min(
+        [s.start for s in spans if s.label == "DEADLINE" and s.start > deadline.start]
+        + [h for h in headings if h > deadline.start]
+        + [10**12]
+    )
+    return deadline.end, end
+
+
+def link_values(spans: Sequence[Span], index: SentenceIndex) -> list[Relation]:
+    """value_of: each VALUE to the INDICATORs between the previous VALUE and it, in its sentence;
+    ``A、B分别达到x、y`` pairs in order; a VALUE with none before it takes the next INDICATOR."""
+    rels: list[Relation] = []
+    by_sentence: dict[int, list[Span]] = {}
+    for s in spans:
+        if s.label in ("VALUE", "INDICATOR"):
+            by_sentence.setdefault(index.of(s.start), []).append(s)
+    for group in by_sentence.values():
+        pending: list[Span] = []
+        values_run: list[Span] = []
+        for s in group + [Span("", 10**12, 10**12, "INDICATOR", "")]:
+            if s.label == "VALUE":
+                values_run.append(s)
+                continue
+            if values_run:
+                rels += _pair(pending, values_run)
+                pending = []
+                values_run = []
+            if s.id:
+                pending.append(s)
+        # a VALUE before any INDICATOR (培育200个以上示范单位): link to the following INDICATOR
+        linked = {r.head for r in rels}
+        for i, s in enumerate(group):
+            if s.label == "VALUE" and s.id not in linked and i + 1 < len(group) and group[i + 1].label == "INDICATOR":
+                rels.append(Relation(s.id, group[i + 1].id, "value_of"))
+    return rels
+
+
+def _pair(indicators: list[Span], values: list[Span]) -> list[Relation]:
+    if not indicators:
+        return []
+    if len(values) > 1 and len(indicators) == len(values):
+        return [Relation(v.id, i.id, "value_of") for i, v in zip(indicators, values, strict=True)]
+    if len(values) == 1:
+        return [Relation(values[0].id, i.id, "value_of") for i in indicators]
+    return [Relation(v.id, indicators[-1].id, "value_of") for v in values]
+
+
+def link_deadlines(text: str, spans: Sequence[Span], index: SentenceIndex, inherit: bool = True) -> list[Relation]:
+    """deadline_of by the schema's scope rule. With ``inherit=False`` only VALUEs in the deadline's
+    own sentence are linked (no inheritance from a heading or an earlier sentence)."""
+    headings = heading_starts(text)
+    rels: list[Relation] = []
+    for d in (s for s in spans if s.label == "DEADLINE"):
+        lo, hi = deadline_scope(d, spans, headings)
+        sent = index.of(d.start)
+        in_scope = [s for s in spans if lo <= s.start < hi]
+        values = [s for s in in_scope if s.label == "VALUE" and (inherit or index.of(s.start) == sent)]
+        if values:
+            rels += [Relation(d.id, v.id, "deadline_of") for v in values]
+        elif not any(s.label == "VALUE" for s in in_scope):
+            rels += [
+                Relation(d.id, a.id, "deadline_of")
+                for a in in_scope
+                if a.label == "ACTION" and index.of(a.start) == sent
+            ]
+    return rels
+
+
+def assignment_regions(text: str, item: TaskItem) -> list[tuple[int, int]]:
+    regions = []
+    for para in item.paragraphs:
+        if para is not item.paragraphs[0] and is_assignment_line(para.text):
+            regions.append((para.start, para.end))
+            continue
+        for pattern in (ASSIGNMENT_PAREN, ASSIGNMENT_CLAUSE):
+            regions += [(m.start(), m.end()) for m in pattern.finditer(text, para.start, para.end)]
+    return regions
+
+
+def link_responsibility(text: str, spans: Sequence[Span]) -> list[Relation]:
+    """responsible_for: agencies named in an explicit assignment -> the item's first ACTION."""
+    rels: list[Relation] = []
+    for item in task_items(text):
+        regions = assignment_regions(text, item)
+        if not regions:
+            continue
+        inside = [s for s in spans if item.start <= s.start < item.end]
+        assigned = {s.id for s in inside if any(a <= s.start and s.end <= b for a, b in regions)}
+        actions = [s for s in inside if s.label == "ACTION" and s.id not in assigned]
+        if actions:
+            agencies = [s for s in inside if s.label == "AGENCY" and s.id in assigned]
+            rels += [Relation(a.id, actions[0].id, "responsible_for") for a in agencies]
+    return rels
+
+
+def link_rules(text: str, spans: Sequence[Span], inherit: bool = True) -> list[Relation]:
+    """The rules linker: nearest-span value_of, scope-based deadline_of, assignment-based responsible_for."""
+    spans = sorted(spans, key=lambda s: s.start)
+    index = SentenceIndex(text)
+    return link_values(spans, index) + link_deadlines(text, spans, index, inherit) + link_responsibility(text, spans)
