@@ -114,31 +114,42 @@ def _strip(text: str, start: int, end: int) -> Segment | None:
     return Segment(start, end, text[start:end]) if end > start else None
 
 
-_ASSIGNMENT = re.compile(
-    r"^(?:[（(](?:[^（）()]*(?:牵头|负责|配合|参与|分工)[^（）()]*)[）)][。；;]?"
-    r"|(?:由)?[^。]{0,80}(?:牵头|负责)[^。]{0,80}[。；;]?"
-    r"|(?:责任单位|牵头单位|配合单位)[:：].*)$"
-)
+_ASSIGN_WORD = re.compile(r"牵头|负责|配合|参与|分工")
+_PARENTHESISED = re.compile(r"[（(](?:[^（）()]|[（(][^（）()]*[）)])*[）)][。；;]?")
 
 
 def is_assignment_line(line: str) -> bool:
-    """A line that only assigns responsibility: （省质监局牵头，各有关部门配合）, 责任单位：…"""
+    """A line that only assigns responsibility: （省质监局牵头，各有关部门配合）, 由…牵头，…配合。, 责任单位：…"""
     line = line.strip()
-    return bool(line) and len(line) <= 160 and bool(_ASSIGNMENT.match(line))
+    if not line or len(line) > 400 or not _ASSIGN_WORD.search(line):
+        return bool(re.match(r"(?:责任单位|牵头单位|配合单位|责任部门)[:：]", line))
+    if re.match(r"(?:责任单位|牵头单位|配合单位|责任部门)[:：]", line) or _PARENTHESISED.fullmatch(line):
+        return True
+    return bool(re.match(r"由?[^，,。；;]{2,200}(?:牵头|负责)(?:落实|实施)?(?:[，,；;。]|$)", line)) and line.count("。") <= 1
 
 
 def task_items(text: str) -> list[TaskItem]:
+    """Task items: a paragraph plus the lines right after it that only assign responsibility; a
+    numbered sub-heading line ((一)加强组织领导。) directly above a body paragraph belongs to it."""
     paras = paragraphs(text)
     items: list[TaskItem] = []
     i = 0
     while i < len(paras):
         group = [paras[i]]
+        if _is_sub_heading(paras[i].text) and i + 1 < len(paras) and not is_heading(paras[i + 1].text):
+            if not is_assignment_line(paras[i + 1].text):
+                group.append(paras[i + 1])
+                i += 1
         while i + 1 < len(paras) and is_assignment_line(paras[i + 1].text) and not is_assignment_line(group[0].text):
             group.append(paras[i + 1])
             i += 1
         items.append(TaskItem(group[0].start, group[-1].end, tuple(group)))
         i += 1
     return items
+
+
+def _is_sub_heading(line: str) -> bool:
+    return is_heading(line) and bool(re.match(r"[（(][一二三四五六七八九十\d]+[）)]|\d+[.．、]", line.strip()))
 
 
 _HEADING_NUMBER = re.compile(

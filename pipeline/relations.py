@@ -14,7 +14,10 @@ from pipeline.annotations import Relation, Span
 from pipeline.documents import Segment, TaskItem, is_assignment_line, is_heading, paragraphs, sentences, task_items
 
 ASSIGNMENT_PAREN = re.compile(r"[（(][^（）()\r\n]*(?:牵头|负责|配合|分工|参与)[^（）()\r\n]*[）)]")
-ASSIGNMENT_CLAUSE = re.compile(r"(?:责任单位|牵头单位|配合单位)[:：][^\r\n]*|由[^。；\r\n]{2,120}?(?:牵头|负责)")
+ASSIGNMENT_CLAUSE = re.compile(
+    r"(?:责任单位|牵头单位|配合单位)[:：][^\r\n]*|由[^。；\r\n]{2,120}?(?:牵头|负责)"
+    r"|(?:^|(?<=[，,。；;：:\s]))[^，,。；;：:\s]{2,40}?(?:牵头|负责)(?!人)"
+)
 
 
 class SentenceIndex:

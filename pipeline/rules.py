@@ -226,8 +226,8 @@ def find_deadlines(text: str, seg: Segment) -> Iterator[tuple[int, int]]:
         return  # a date line (signature / publication)
     for a, b in _spans_outside_titles(text, seg):
         for m in DEADLINE_RE.finditer(text, a, b):
-            prev = text[m.start() - 1] if m.start() > 0 else ""
-            if prev in "-—～~" or text[m.end() : m.end() + 1] in ("-", "—", "～"):
+            prev = text[m.start() - 1 : m.start()]
+            if prev in ("-", "—", "～", "~") or text[m.end() : m.end() + 1] in ("-", "—", "～"):
                 continue  # a period such as 2012-2020年
             yield m.start(), m.end()
 
@@ -309,6 +309,9 @@ def find_action(text: str, clause: Segment) -> tuple[int, int] | None:
     starts = [
         clause.start + len(_NUMBERING.match(clause.text).group()) if _NUMBERING.match(clause.text) else clause.start
     ]
+    leading_deadline = DEADLINE_RE.match(text, starts[0], clause.end)
+    if leading_deadline:
+        starts.append(leading_deadline.end())
     starts += [m.end() for m in MODAL.finditer(text, clause.start, min(clause.end, clause.start + 16))]
     for pos in starts:
         while True:
@@ -332,7 +335,9 @@ def _clauses(text: str, seg: Segment) -> Iterator[Segment]:
                 yield Segment(s, e, text[s:e])
 
 
-_NUMBERING = re.compile(r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[）)]|\d+[.．、]?)")
+_NUMBERING = re.compile(
+    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[）)]|\d{1,2}[.．、]?(?![\d.％%年月日个项]))"
+)
 
 
 def rule_spans(text: str) -> list[Span]:

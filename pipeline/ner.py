@@ -1,0 +1,348 @@
+"""NER: train a token-classification model on gold windows and predict character spans.
+
+The flow follows HuggingFace's run_ner.py: config → data → alignment (pipeline.dataset) → model →
+Trainer → saved model with its planie.json (labels, window settings) → evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.annotations import AnnotatedDoc, Span, load_gold_dir, write_atomic
+from pipeline.dataset import (
+    PieceTokenizer,
+    Window,
+    boundary_violations,
+    decode_spans,
+    document_windows,
+    to_hf_dataset,
+)
+from pipeline.documents import paragraphs
+from pipeline.schema import DEFAULT_SCHEMA_PATH, load_schema
+
+log = logging.getLogger(__name__)
+MODEL_META = "planie.json"
+
+
+@dataclass
+class NerConfig:
+    base: str = "models/base/e5-small-zh"
+    annotations: str = "annotations"
+    splits: str = "configs/splits.yaml"
+    output_dir: str = "runs/ner"
+    max_length: int = 128
+    stride: int = 96
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "linear"
+    label_smoothing: float = 0.0
+    dropout: float = 0.1
+    freeze_embeddings: bool = True
+    early_stopping_patience: int = 4
+    seed: int = 13
+    device: str = "cpu"
+    schema: str = str(DEFAULT_SCHEMA_PATH)
+    max_steps: int = -1  # for smoke tests
+    train_docs: list[str] = field(default_factory=list)  # overrides the split (cross-validation)
+    test_docs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> NerConfig:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config field(s): {', '.join(sorted(unknown))}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: tuple[AnnotatedDoc, ...]
+    dev: tuple[AnnotatedDoc, ...]
+    test: tuple[AnnotatedDoc, ...]
+
+
+def cut_dev_block(doc: AnnotatedDoc, share: float) -> tuple[AnnotatedDoc, AnnotatedDoc | None]:
+    """Split a document into (train part, dev part): the dev part is its last ``share`` of paragraphs.
+    Both keep the full text; spans are divided at the cut, so offsets stay file offsets."""
+    paras = paragraphs(doc.text)
+    n_dev = int(len(paras) * share)
+    if n_dev == 0:
+        return doc, None
+    cut = paras[-n_dev].start
+    train = AnnotatedDoc(
+        doc.doc_id, doc.text, tuple(s for s in doc.spans if s.end <= cut), (), doc.source, {"region": (0, cut)}
+    )
+    dev = AnnotatedDoc(
+        doc.doc_id,
+        doc.text,
+        tuple(s for s in doc.spans if s.start >= cut),
+        (),
+        doc.source,
+        {"region": (cut, len(doc.text))},
+    )
+    return train, dev
+
+
+def make_splits(cfg: NerConfig) -> Splits:
+    docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
+    split_cfg = yaml.safe_load(Path(cfg.splits).read_text(encoding="utf-8"))
+    train_ids = cfg.train_docs or split_cfg["train"]
+    test_ids = cfg.test_docs or split_cfg["test"]
+    missing = [i for i in [*train_ids, *test_ids] if i not in docs]
+    if missing:
+        raise ValueError(f"{cfg.splits}: no gold annotations for {', '.join(missing)} in {cfg.annotations}/")
+    if set(train_ids) & set(test_ids):
+        raise ValueError(f"{cfg.splits}: documents in both train and test: {set(train_ids) & set(test_ids)}")
+    train, dev = [], []
+    for i in train_ids:
+        t, d = cut_dev_block(docs[i], float(split_cfg.get("dev_block", 0.15)))
+        train.append(t)
+        if d is not None:
+            dev.append(d)
+    return Splits(tuple(train), tuple(dev), tuple(docs[i] for i in test_ids))
+
+
+def region_windows(doc: AnnotatedDoc, tok: PieceTokenizer, cfg: NerConfig) -> list[Window]:
+    """Windows of the document restricted to its train/dev region (see cut_dev_block)."""
+    lo, hi = doc.meta.get("region", (0, len(doc.text)))
+    return [w for w in document_windows(doc, tok, cfg.max_length, cfg.stride) if lo <= w.pieces[0].start < hi]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _seqeval_metrics(id2label: dict[int, str]):  # noqa: ANN202
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    def compute(pred) -> dict[str, float]:  # noqa: ANN001
+        logits, gold = pred
+        preds = logits.argmax(-1)
+        y_true, y_pred = [], []
+        for p_row, g_row in zip(preds, gold, strict=True):
+            keep = [(id2label[int(p)], id2label[int(g)]) for p, g in zip(p_row, g_row, strict=True) if g != -100]
+            y_pred.append([p for p, _ in keep])
+            y_true.append([g for _, g in keep])
+        return {
+            "precision": precision_score(y_true, y_pred, zero_division=0),
+            "recall": recall_score(y_true, y_pred, zero_division=0),
+            "f1": f1_score(y_true, y_pred, zero_division=0),
+        }
+
+    return compute
+
+
+def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
+    """Train, save the best model to ``output_dir/model`` and return that path."""
+    import torch
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    set_seed(cfg.seed)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    schema = load_schema(cfg.schema)
+    labels = schema.bio_labels()
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    id2label = dict(enumerate(labels))
+
+    splits = make_splits(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+    tok = PieceTokenizer(tokenizer)
+    train_w = [w for d in splits.train for w in region_windows(d, tok, cfg)]
+    dev_w = [w for d in splits.dev for w in region_windows(d, tok, cfg)]
+    violations = sum(
+        boundary_violations(tok.pieces(d.text), d.spans) for d in (*splits.train, *splits.dev, *splits.test)
+    )
+    log.info("windows: %d train, %d dev; gold boundaries inside a piece: %d", len(train_w), len(dev_w), violations)
+    if violations:
+        raise RuntimeError(f"{violations} gold boundaries fall inside a piece: the pre-tokenisation is broken")
+
+    model = AutoModelForTokenClassification.from_pretrained(
+        cfg.base,
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id=label2id,
+        hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout,
+    )
+    if cfg.freeze_embeddings:
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size * 2,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
+        label_smoothing_factor=cfg.label_smoothing,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        greater_is_better=True,
+        logging_strategy="epoch",
+        report_to=[],
+        seed=cfg.seed,
+        use_cpu=cfg.device == "cpu",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=to_hf_dataset(train_w, tok, label2id),
+        eval_dataset=to_hf_dataset(dev_w, tok, label2id),
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=_seqeval_metrics(id2label),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+    )
+    started = time.time()
+    last = _last_checkpoint(out / "checkpoints") if resume else None
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    train_seconds = time.time() - started
+
+    model_dir = out / "model"
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    meta = {
+        "labels": labels,
+        "max_length": cfg.max_length,
+        "stride": cfg.stride,
+        "base": cfg.base,
+        "train_docs": [d.doc_id for d in splits.train],
+        "test_docs": [d.doc_id for d in splits.test],
+        "torch": torch.__version__,
+    }
+    write_atomic(model_dir / MODEL_META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+    run = {
+        "config": asdict(cfg),
+        "git_commit": git_commit(),
+        "data": {f.name: file_sha256(f) for f in sorted(Path(cfg.annotations).glob("*.json"))},
+        "train_seconds": round(train_seconds, 1),
+        "log_history": trainer.state.log_history,
+        "best_dev": trainer.state.best_metric,
+    }
+    write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
+    return model_dir
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return ckpts[-1] if ckpts else None
+
+
+class NerModel:
+    """A trained token-classification model that predicts character spans on whole documents."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", batch_size: int = 32) -> None:
+        import torch
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        meta_path = self.model_dir / MODEL_META
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{self.model_dir}: not a planie NER model ({MODEL_META} missing)")
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.tok = PieceTokenizer(AutoTokenizer.from_pretrained(str(self.model_dir)))
+        self.model = AutoModelForTokenClassification.from_pretrained(str(self.model_dir))
+        self.model.to(device).eval()
+        self.model.float()
+        self.device = device
+        self.batch_size = batch_size
+        self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self._torch = torch
+
+    @property
+    def name(self) -> str:
+        return f"{self.model_dir.name}:{self.meta.get('base', '?')}"
+
+    def predict(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Spans per text; overlapping windows are merged by taking, for each piece, the
+        prediction of the window in which it lies farthest from an edge."""
+        jobs = []  # (text index, paragraph pieces, window range)
+        para_pieces: list[tuple[int, list]] = []
+        max_pieces = self.meta["max_length"] - 2
+        from pipeline.dataset import windows
+
+        for ti, text in enumerate(texts):
+            for para in paragraphs(text):
+                pieces = self.tok.pieces(text, para.start, para.end)
+                if not pieces:
+                    continue
+                pi = len(para_pieces)
+                para_pieces.append((ti, pieces))
+                jobs += [(pi, a, b) for a, b in windows(pieces, max_pieces, min(self.meta["stride"], max_pieces))]
+        probs = self._run(jobs, para_pieces)
+        results: list[list[Span]] = [[] for _ in texts]
+        for pi, (ti, pieces) in enumerate(para_pieces):
+            labels = [self.id2label[int(i)] for i in probs[pi].argmax(-1)]
+            scores = [float(s) for s in probs[pi].max(-1)]
+            results[ti].extend(decode_spans(texts[ti], pieces, labels, scores))
+        for ti, spans in enumerate(results):
+            results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(spans)]
+        return results
+
+    def _run(self, jobs: list[tuple[int, int, int]], para_pieces: list[tuple[int, list]]) -> list:
+        import numpy as np
+
+        torch = self._torch
+        n_labels = len(self.id2label)
+        out = [np.zeros((len(p), n_labels), dtype=np.float32) for _, p in para_pieces]
+        best_margin = [np.full(len(p), -1) for _, p in para_pieces]
+        jobs = sorted(jobs, key=lambda j: j[2] - j[1])
+        for i in range(0, len(jobs), self.batch_size):
+            batch = jobs[i : i + self.batch_size]
+            width = max(b - a for _, a, b in batch) + 2
+            ids = torch.full((len(batch), width), self.tok.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, (pi, a, b) in enumerate(batch):
+                pieces = para_pieces[pi][1][a:b]
+                seq = [self.tok.cls_id, *(p.token_id for p in pieces), self.tok.sep_id]
+                ids[row, : len(seq)] = torch.tensor(seq)
+                mask[row, : len(seq)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            p = torch.softmax(logits.float(), -1).cpu().numpy()
+            for row, (pi, a, b) in enumerate(batch):
+                idx = np.arange(a, b)
+                margin = np.minimum(idx - a, b - 1 - idx)
+                take = margin > best_margin[pi][a:b]
+                out[pi][a:b][take] = p[row, 1 : 1 + (b - a)][take]
+                best_margin[pi][a:b][take] = margin[take]
+        return out

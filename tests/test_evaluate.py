@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pipeline.annotations import AnnotatedDoc, Relation, Span
+from pipeline.evaluate import evaluation_report, score_entities, score_relations, score_targets, span_errors
+
+TEXT = "到2015年，合格率达到96%以上，满意度达到80以上。"
+GOLD = AnnotatedDoc(
+    "d",
+    TEXT,
+    (
+        Span("d1", 0, 6, "DEADLINE", "到2015年"),
+        Span("i1", 7, 10, "INDICATOR", "合格率"),
+        Span("v1", 12, 17, "VALUE", "96%以上"),
+        Span("i2", 18, 21, "INDICATOR", "满意度"),
+        Span("v2", 23, 27, "VALUE", "80以上"),
+    ),
+    (
+        Relation("v1", "i1", "value_of"),
+        Relation("v2", "i2", "value_of"),
+        Relation("d1", "v1", "deadline_of"),
+        Relation("d1", "v2", "deadline_of"),
+    ),
+)
+PRED = AnnotatedDoc(
+    "d",
+    TEXT,
+    (
+        Span("a", 0, 6, "DEADLINE", "到2015年"),
+        Span("b", 7, 10, "INDICATOR", "合格率"),
+        Span("c", 12, 15, "VALUE", "96%"),  # boundary error
+        Span("e", 18, 21, "AGENCY", "满意度"),  # wrong type
+        Span("f", 23, 27, "VALUE", "80以上"),
+        Span("g", 11, 12, "ACTION", "到"),  # spurious
+    ),
+    (Relation("c", "b", "value_of"), Relation("a", "f", "deadline_of"), Relation("a", "c", "deadline_of")),
+)
+LABELS = ("AGENCY", "INDICATOR", "VALUE", "DEADLINE", "ACTION")
+
+
+def test_entity_scores_are_exact():
+    s = score_entities([GOLD], [PRED], LABELS)
+    assert (s["micro"].tp, s["micro"].fp, s["micro"].fn) == (3, 3, 2)
+    assert s["VALUE"].precision == 0.5 and s["VALUE"].recall == 0.5
+    assert s["DEADLINE"].f1 == 1.0
+    assert s["AGENCY"].precision == 0.0 and s["AGENCY"].support == 0
+    assert abs(s["micro"].f1 - 2 * 0.5 * 0.6 / 1.1) < 1e-12
+
+
+def test_relation_scores_need_exact_endpoints():
+    s = score_relations([GOLD], [PRED], ("value_of", "deadline_of", "responsible_for"))
+    assert (s["value_of"].tp, s["value_of"].fp, s["value_of"].fn) == (0, 1, 2)
+    assert (s["deadline_of"].tp, s["deadline_of"].fp, s["deadline_of"].fn) == (1, 1, 1)
+
+
+def test_target_triples():
+    t = score_targets([GOLD], [PRED])
+    assert (t.tp, t.fp, t.fn) == (0, 1, 2)
+    assert score_targets([GOLD], [GOLD]).f1 == 1.0
+
+
+def test_error_kinds():
+    kinds = sorted(e.kind for e in span_errors(GOLD, PRED))
+    assert kinds == ["boundary", "spurious", "wrong_type"]
+    missed = AnnotatedDoc("d", TEXT, PRED.spans[:2])
+    assert sorted(e.kind for e in span_errors(GOLD, missed)) == ["missed", "missed", "missed"]
+
+
+def test_report_markdown_and_files(tmp_path, schema):
+    report = evaluation_report([GOLD], [PRED], schema, title="t")
+    md = report.markdown()
+    assert "| VALUE | 0.500 | 0.500 | 0.500 | 2 |" in md
+    report.write(tmp_path)
+    assert (tmp_path / "metrics.json").exists() and (tmp_path / "report.md").read_text(encoding="utf-8") == md

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from pipeline.annotations import AnnotatedDoc, Span, write_export  # noqa: E402
+from pipeline.dataset import (  # noqa: E402
+    Piece,
+    PieceTokenizer,
+    bio_labels,
+    boundary_violations,
+    decode_spans,
+    document_windows,
+    pre_tokenize,
+    to_simplified,
+    windows,
+)
+from tests.tiny_bert import build_tiny_bert  # noqa: E402
+
+TEXT = "到2015年，主要农产品质量安全抽检合格率稳定在96%以上，新增3.5万家（ＩＳＯ认证），充分发挥作用。"
+
+
+def _span(sid: str, piece: str, label: str) -> Span:
+    start = TEXT.index(piece)
+    return Span(sid, start, start + len(piece), label, piece)
+
+
+SPANS = (
+    _span("d", "到2015年", "DEADLINE"),
+    _span("i", "主要农产品质量安全抽检合格率", "INDICATOR"),
+    _span("v", "96%以上", "VALUE"),
+    _span("v2", "3.5万家", "VALUE"),
+    _span("x", "发挥", "ACTION"),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    folder = build_tiny_bert(tmp_path_factory.mktemp("tiny"), [TEXT, "產品質量達到"])
+    return folder, PieceTokenizer(AutoTokenizer.from_pretrained(str(folder)))
+
+
+def test_pre_tokenisation_keeps_digit_runs_and_splits_cjk():
+    words = [TEXT[a:b] for a, b in pre_tokenize(TEXT)]
+    assert words[:5] == ["到", "2015", "年", "，", "主"]
+    assert "3.5" in words and "%" in words and "ＩＳＯ" not in words
+
+
+def test_alignment_round_trips_gold_spans_exactly(tiny):
+    _, tok = tiny
+    pieces = tok.pieces(TEXT)
+    assert boundary_violations(pieces, SPANS) == 0
+    labels = bio_labels(pieces, SPANS)
+    assert labels[0] == "B-DEADLINE"
+    decoded = decode_spans(TEXT, pieces, labels, [1.0] * len(pieces))
+    assert [(s.start, s.end, s.label, s.text) for s in decoded] == [(s.start, s.end, s.label, s.text) for s in SPANS]
+
+
+def test_traditional_input_maps_to_the_same_pieces(tiny):
+    _, tok = tiny
+    assert to_simplified("產品質量達到") == "产品质量达到"
+    assert [p.token_id for p in tok.pieces("產品質量達到")] == [p.token_id for p in tok.pieces("产品质量达到")]
+    assert [(p.start, p.end) for p in tok.pieces("產品質量達到")] == [(i, i + 1) for i in range(6)]
+
+
+def test_windows_cover_everything_with_overlap():
+    pieces = [Piece(0, i, i + 1) for i in range(25)]
+    ranges = list(windows(pieces, 10, 6))
+    assert ranges == [(0, 10), (6, 16), (12, 22), (18, 25)]
+    assert list(windows(pieces[:3], 10, 6)) == [(0, 3)]
+
+
+def test_document_windows_do_not_cross_lines(tiny):
+    _, tok = tiny
+    doc = AnnotatedDoc("d", TEXT + "\n" + TEXT, SPANS)
+    wins = document_windows(doc, tok, max_length=12, stride=6)
+    assert all(len(w.pieces) <= 10 for w in wins)
+    for w in wins:
+        assert "\n" not in doc.text[w.pieces[0].start : w.pieces[-1].end]
+
+
+def _write_gold(folder, doc_ids):
+    folder.mkdir(parents=True, exist_ok=True)
+    for doc_id in doc_ids:
+        write_export(folder / f"{doc_id}.json", [AnnotatedDoc(doc_id, (TEXT + "\n") * 6, _repeat(SPANS, 6))])
+
+
+def _repeat(spans, n):
+    step = len(TEXT) + 1
+    return tuple(
+        Span(f"{s.id}{k}", s.start + k * step, s.end + k * step, s.label, s.text) for k in range(n) for s in spans
+    )
+
+
+def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny, tmp_path):
+    from pipeline.ner import NerConfig, NerModel, train_ner
+
+    base, _ = tiny
+    _write_gold(tmp_path / "gold", ["a", "b", "c"])
+    (tmp_path / "splits.yaml").write_text("train: [a, b]\ntest: [c]\ndev_block: 0.34\n", encoding="utf-8")
+    cfg = NerConfig(
+        base=str(base),
+        annotations=str(tmp_path / "gold"),
+        splits=str(tmp_path / "splits.yaml"),
+        output_dir=str(tmp_path / "run"),
+        max_length=16,
+        stride=8,
+        epochs=30,
+        batch_size=8,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
+        freeze_embeddings=False,
+        early_stopping_patience=100,
+    )
+    model_dir = train_ner(cfg)
+    run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
+    losses = [h["loss"] for h in run["log_history"] if "loss" in h]
+    assert losses[-1] < losses[0] * 0.7
+    assert run["git_commit"] and run["data"]
+    model = NerModel(model_dir)
+    # the paragraph is longer than one window: predictions come from several merged windows
+    (spans,) = model.predict([TEXT])
+    assert all(TEXT[s.start : s.end] == s.text for s in spans)
+    assert sorted({(s.start, s.end) for s in spans}) == sorted((s.start, s.end) for s in spans)  # no duplicates
+    hits = {(s.start, s.end, s.label) for s in spans} & {(s.start, s.end, s.label) for s in SPANS}
+    assert len(hits) >= 3
