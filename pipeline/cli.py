@@ -118,53 +118,109 @@ def _collect_inputs(inputs: list[str]) -> list[Path]:
     return list(found)
 
 
-def load_extractor(model: str):  # noqa: ANN201 - returns an Extractor
-    from pipeline.extract import RulesExtractor
+def load_extractor(model: str, device: str = "cpu", batch_size: int = 32):  # noqa: ANN201 - an Extractor
+    from pipeline.extract import ModelExtractor, RulesExtractor
 
     if model == "rules":
         return RulesExtractor()
-    raise SystemExit(f"planie: unknown model {model!r} (use 'rules' or a trained model directory)")
+    if not Path(model).is_dir():
+        raise SystemExit(f"planie: model {model!r} is neither 'rules' nor a model folder")
+    return ModelExtractor(Path(model), device=device, batch_size=batch_size)
+
+
+def cmd_train_ner(args: argparse.Namespace) -> int:
+    import logging
+
+    from pipeline.ner import NerConfig, train_ner
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = NerConfig.load(
+        args.config,
+        base=args.base,
+        output_dir=args.output_dir,
+        epochs=args.epochs,
+        device=args.device,
+        max_steps=args.max_steps,
+    )
+    model_dir = train_ner(cfg, resume=args.resume)
+    print(f"model saved to {model_dir}")
+    return 0
+
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "planie-ner"
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from pipeline.documents import DocumentError, read_document
-    from pipeline.extract import extract_documents, write_outputs
+    from pipeline.extract import run_extraction
 
     paths = _collect_inputs(args.inputs)
     if not paths:
         print("planie extract: no input documents found", file=sys.stderr)
         return 1
-    extractor = load_extractor(args.model)
-    documents, failed = [], 0
-    for path in paths:
-        try:
-            documents.append(read_document(path))
-        except DocumentError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failed += 1
-    docs = extract_documents(documents, extractor)
-    written = write_outputs(Path(args.out), docs, extractor)
-    print(f"{len(docs)} document(s) extracted, {failed} failed; outputs:")
-    for path in written.values():
+    extractor = load_extractor(args.model, device=args.device, batch_size=args.batch_size)
+    summary = run_extraction(
+        paths, Path(args.out), extractor, workers=args.workers, resume=args.resume, progress=not args.quiet
+    )
+    for error in summary.errors:
+        print(f"error: {error}", file=sys.stderr)
+    print(
+        f"{summary.extracted - len(summary.errors)} document(s) extracted ({summary.chars:,} characters, "
+        f"{summary.chars / max(summary.seconds, 1e-9):,.0f} chars/s), {summary.skipped} skipped (--resume), "
+        f"{len(summary.errors)} failed. Outputs:"
+    )
+    for path in summary.outputs.values():
         print(f"  {path}")
-    return 1 if failed else 0
+    return 1 if summary.errors else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
     from pipeline.annotations import load_gold_dir
-    from pipeline.documents import Document
-    from pipeline.evaluate import evaluation_report
-    from pipeline.extract import extract_documents
+    from pipeline.evaluate import evaluate_extractor
 
     schema = load_schema(args.schema)
     gold = load_gold_dir(args.gold)
-    extractor = load_extractor(args.model)
-    pred = extract_documents([Document(d.doc_id, d.source, d.text, "utf-8") for d in gold], extractor)
-    report = evaluation_report(gold, pred, schema, title=f"{extractor.ner_id} on {len(gold)} document(s)")
+    extractor = load_extractor(args.model, device=args.device)
+    report = evaluate_extractor(
+        gold, extractor, schema, f"{extractor.ner_id} on {len(gold)} document(s)", traditional=args.traditional
+    )
     if args.out:
-        report.write(Path(args.out))
-        print(f"report written to {args.out}")
+        run_file = Path(args.model).parent / "run.json"
+        log = json.loads(run_file.read_text(encoding="utf-8"))["log_history"] if run_file.exists() else None
+        report.write(Path(args.out), training_log=log)
+        print(f"report written to {args.out}/report.md (metrics.json, PNG plots)")
     sys.stdout.write(report.markdown())
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    import logging
+
+    from pipeline.ner import NerConfig, cross_validate
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = NerConfig.load(args.config, base=args.base, epochs=args.epochs, num_layers=args.num_layers)
+    summary = cross_validate(cfg, Path(args.out), folds=args.folds or ())
+    print((Path(args.out) / "cv.md").read_text(encoding="utf-8"))
+    return 0 if summary["folds"] else 1
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    import logging
+
+    from pipeline.pretrain import PretrainConfig, pretrain
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = PretrainConfig(
+        out=args.out,
+        base=args.base,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+    )
+    print(f"model saved to {pretrain(cfg, [Path(c) for c in args.corpus])}")
     return 0
 
 
@@ -200,15 +256,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_markup)
 
     p = sub.add_parser("extract", help="extract entities, relations, targets and tasks from documents")
-    p.add_argument("inputs", nargs="+", help="documents: files, folders (recursive) or globs (.txt)")
-    p.add_argument("--out", required=True, help="output folder (extractions.jsonl, targets.csv, tasks.csv)")
-    p.add_argument("--model", default="rules", help="'rules' (the baseline) or a trained model folder")
+    p.add_argument("inputs", nargs="+", help="documents: files, folders (recursive) or globs (.txt .docx .html)")
+    p.add_argument(
+        "--out", required=True, help="output folder: extractions.jsonl, targets.csv, tasks.csv, index.html, html/"
+    )
+    p.add_argument(
+        "--model",
+        default=str(DEFAULT_MODEL),
+        help="a trained model folder (default: the shipped model, %(default)s) or 'rules' (the baseline)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=2, help="threads reading and decoding documents")
+    p.add_argument("--resume", action="store_true", help="keep documents already in OUT/extractions.jsonl")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("train-ner", help="train the NER model (one YAML config reproduces a run)")
+    p.add_argument("--config", default="configs/ner.yaml", help="run config (default: %(default)s)")
+    p.add_argument("--base", help="override: base checkpoint folder or hub name")
+    p.add_argument("--output-dir", help="override: run folder")
+    p.add_argument("--epochs", type=float, help="override: number of epochs")
+    p.add_argument("--max-steps", type=int, help="override: stop after this many steps (smoke runs)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="override: device (default from config: cpu)")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
+    p.set_defaults(func=cmd_train_ner)
+
+    p = sub.add_parser(
+        "pretrain", help="masked-LM pretraining on unlabeled plan text (continue a base or from scratch)"
+    )
+    p.add_argument("corpus", nargs="+", help="unlabeled .txt files or folders")
+    p.add_argument("--out", required=True, help="run folder (the model goes to OUT/model)")
+    p.add_argument("--base", help="checkpoint to continue; omit to train a small BERT from scratch (char vocabulary)")
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--hidden-size", type=int, default=256, help="from-scratch model width (default: %(default)s)")
+    p.add_argument("--num-layers", type=int, default=4, help="from-scratch model depth (default: %(default)s)")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("cv", help="leave-one-document-out cross-validation of the NER model")
+    p.add_argument("--config", default="configs/ner.yaml", help="run config (default: %(default)s)")
+    p.add_argument("--out", default="runs/cv", help="folder for per-fold reports and cv.md (default: %(default)s)")
+    p.add_argument("--folds", nargs="*", help="only these doc ids (default: every annotated document)")
+    p.add_argument("--base", help="override: base checkpoint")
+    p.add_argument("--epochs", type=float, help="override: epochs")
+    p.add_argument("--num-layers", type=int, help="override: keep only the lower N layers")
+    p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("evaluate", help="score a model against gold annotations (strict spans, relations, targets)")
     p.add_argument("gold", nargs="+", help="gold Label Studio exports (files or folders)")
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder")
-    p.add_argument("--out", help="folder for report.md and metrics.json")
+    p.add_argument("--out", help="folder for report.md, metrics.json and PNG plots")
+    p.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_schema_arg(p)
     p.set_defaults(func=cmd_evaluate)
     return parser

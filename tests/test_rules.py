@@ -15,7 +15,9 @@ def _labelled(text: str) -> set[tuple[str, str]]:
 
 
 def test_goal_sentence_from_hebei_2012():
-    text = "到2015年，产品质量发展的具体目标：\n农业标准化生产普及率超过50%，主要农产品质量安全抽检合格率稳定在96%以上。"
+    text = (
+        "到2015年，产品质量发展的具体目标：\n农业标准化生产普及率超过50%，主要农产品质量安全抽检合格率稳定在96%以上。"
+    )
     found = _labelled(text)
     assert {
         ("DEADLINE", "到2015年"),
@@ -28,7 +30,9 @@ def test_goal_sentence_from_hebei_2012():
 
 
 def test_counted_target_and_percentage_points():
-    found = _labelled("重点工业企业采用国际标准和国外先进标准产品产值率提高5个百分点，培育省级服务业标准化示范单位200个以上。")
+    found = _labelled(
+        "重点工业企业采用国际标准和国外先进标准产品产值率提高5个百分点，培育省级服务业标准化示范单位200个以上。"
+    )
     assert ("VALUE", "5个百分点") in found
     assert ("VALUE", "200个以上") in found
     assert ("INDICATOR", "省级服务业标准化示范单位") in found
@@ -46,7 +50,9 @@ def test_task_paragraph_with_assignment_from_hebei_2016():
     assert [a.text for a in agencies] == ["省发展改革委", "省科技厅", "河北出入境检验检疫局"]
     rels = link_rules(text, spans)
     first_action = next(s for s in spans if s.label == "ACTION")
-    assert {(r.head, r.tail) for r in rels if r.label == "responsible_for"} == {(a.id, first_action.id) for a in agencies}
+    assert {(r.head, r.tail) for r in rels if r.label == "responsible_for"} == {
+        (a.id, first_action.id) for a in agencies
+    }
 
 
 def test_no_spans_in_titles_dates_or_plan_periods():
@@ -56,6 +62,7 @@ def test_no_spans_in_titles_dates_or_plan_periods():
 
 def test_deadline_scope_crosses_sentences_but_stops_at_a_heading():
     text = "到2020年，质量整体水平明显提升。\n产品质量合格率达到94%。\n二、主要任务\n合格率达到95%。"
+
     def span(sid: str, piece: str, label: str, after: int = 0) -> Span:
         start = text.index(piece, after)
         return Span(sid, start, start + len(piece), label, piece)
@@ -78,7 +85,10 @@ def test_deadline_without_values_links_actions_in_its_sentence():
     spans = rule_spans(text)
     rels = link_rules(text, spans)
     by_id = {s.id: s for s in spans}
-    assert {(by_id[r.head].text, by_id[r.tail].text) for r in rels} == {("2012年6月底前", "完成"), ("2012年6月底前", "加强")}
+    assert {(by_id[r.head].text, by_id[r.tail].text) for r in rels} == {
+        ("2012年6月底前", "完成"),
+        ("2012年6月底前", "加强"),
+    }
 
 
 def test_extract_rules_writes_the_jsonl_contract(seeds_dir, tmp_path):
@@ -100,6 +110,24 @@ def test_extract_reports_unreadable_files_and_goes_on(tmp_path, capsys):
     good.parent.mkdir()
     good.write_text("到2015年，合格率达到96%以上。", encoding="utf-8")
     (tmp_path / "in" / "bad.txt").write_bytes(b"\x00\x01binary")
-    assert main(["extract", str(tmp_path / "in"), "--out", str(tmp_path / "out")]) == 1
+    assert main(["extract", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", "rules", "--quiet"]) == 1
     assert "bad.txt" in capsys.readouterr().err
     assert len((tmp_path / "out" / "extractions.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_resume_keeps_finished_documents_and_outputs_are_complete(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("到2015年，合格率达到96%以上。", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["extract", str(folder), "--out", str(out), "--model", "rules", "--quiet"]) == 0
+    first = (out / "extractions.jsonl").read_text(encoding="utf-8")
+    (folder / "b.txt").write_text("加强质量监督。", encoding="utf-8")
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    assert main(["extract", str(folder), "--out", str(out), "--model", "rules", "--quiet", "--resume"]) == 0
+    lines = (out / "extractions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == first.strip() and len(lines) == 3
+    empty = json.loads(lines[2])
+    assert empty["doc_id"] == "empty" and empty["entities"] == [] and empty["targets"] == []
+    assert (out / "index.html").exists() and (out / "html").is_dir()
+    assert not list(out.glob(".*.tmp"))
