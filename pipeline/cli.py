@@ -141,6 +141,7 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         device=args.device,
         max_steps=args.max_steps,
+        num_layers=args.num_layers,
     )
     model_dir = train_ner(cfg, resume=args.resume)
     print(f"model saved to {model_dir}")
@@ -194,6 +195,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from pipeline.ner import export_model
+
+    out = export_model(Path(args.model), Path(args.out), fp16=not args.fp32)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"model exported to {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     import logging
 
@@ -219,6 +229,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
+        keep_layers=args.keep_layers,
     )
     print(f"model saved to {pretrain(cfg, [Path(c) for c in args.corpus])}")
     return 0
@@ -278,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="override: run folder")
     p.add_argument("--epochs", type=float, help="override: number of epochs")
     p.add_argument("--max-steps", type=int, help="override: stop after this many steps (smoke runs)")
+    p.add_argument("--num-layers", type=int, help="override: keep only the lower N encoder layers (0 = all)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="override: device (default from config: cpu)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
     p.set_defaults(func=cmd_train_ner)
@@ -292,7 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--hidden-size", type=int, default=256, help="from-scratch model width (default: %(default)s)")
     p.add_argument("--num-layers", type=int, default=4, help="from-scratch model depth (default: %(default)s)")
+    p.add_argument("--keep-layers", type=int, default=0, help="with --base: keep only its lower N layers")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("export-model", help="copy a trained NER model for shipping (fp16 weights)")
+    p.add_argument("model", help="trained model folder (e.g. runs/ner/model)")
+    p.add_argument("--out", default="models/planie-ner", help="destination (default: %(default)s)")
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (twice the size)")
+    p.set_defaults(func=cmd_export_model)
 
     p = sub.add_parser("cv", help="leave-one-document-out cross-validation of the NER model")
     p.add_argument("--config", default="configs/ner.yaml", help="run config (default: %(default)s)")

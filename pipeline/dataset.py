@@ -15,11 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from pipeline.annotations import AnnotatedDoc, Span
-from pipeline.documents import paragraphs
+from pipeline.documents import paragraphs, to_simplified
 
 _WORD = re.compile(r"\d+(?:\.\d+)?|[A-Za-z]+|[０-９]+|\S", re.UNICODE)
 
@@ -41,26 +40,6 @@ class Window:
 def pre_tokenize(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Word boundaries (start, end) in text[start:end]; see the module docstring."""
     return [(m.start(), m.end()) for m in _WORD.finditer(text, start, len(text) if end is None else end)]
-
-
-@lru_cache(maxsize=1)
-def _t2s():  # noqa: ANN202
-    try:
-        import opencc
-    except ImportError:  # traditional input then relies on the vocabulary alone
-        return None
-    return opencc.OpenCC("t2s")
-
-
-def to_simplified(text: str) -> str:
-    """Traditional → simplified with the length kept (character by character where needed)."""
-    conv = _t2s()
-    if conv is None:
-        return text
-    out = conv.convert(text)
-    if len(out) == len(text):
-        return out
-    return "".join(c if len(c := conv.convert(ch)) == 1 else ch for ch in text)
 
 
 class PieceTokenizer:

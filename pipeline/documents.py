@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -143,6 +144,26 @@ def html_text(markup: str) -> str:
     parser.feed(markup)
     lines = (line.strip(" ") for line in "".join(parser.parts).split("\n"))
     return "\n".join(line for line in lines if line.strip())
+
+
+@lru_cache(maxsize=1)
+def _t2s():  # noqa: ANN202
+    try:
+        import opencc
+    except ImportError:  # traditional input then relies on the vocabulary alone
+        return None
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified with the length kept (character by character where needed)."""
+    conv = _t2s()
+    if conv is None:
+        return text
+    out = conv.convert(text)
+    if len(out) == len(text):
+        return out
+    return "".join(c if len(c := conv.convert(ch)) == 1 else ch for ch in text)
 
 
 _LINE = re.compile(r"[^\r\n]+")

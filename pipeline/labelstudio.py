@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,9 +39,11 @@ from typing import Any
 
 from pipeline.annotations import (
     AnnotatedDoc,
+    ExportError,
     Relation,
     Span,
     doc_from_result,
+    load_export_tasks,
     load_gold,
     pick_annotation,
     result_items,
@@ -269,9 +272,7 @@ class LabelStudioClient:
             page += 1
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
-        data = self.request(
-            "POST", f"/api/projects/{project_id}/import", tasks, params={"return_task_ids": "true"}
-        )
+        data = self.request("POST", f"/api/projects/{project_id}/import", tasks, params={"return_task_ids": "true"})
         return list(data.get("task_ids") or [])
 
     def update_task(self, task_id: int, data: dict[str, Any]) -> dict[str, Any]:
@@ -290,6 +291,9 @@ class LabelStudioClient:
 
     def create_annotation(self, task_id: int, result: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         return self.request("POST", f"/api/tasks/{task_id}/annotations/", {"result": result, **extra})
+
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return self.request("PATCH", f"/api/annotations/{annotation_id}/", {"result": result, **extra})
 
     def export(self, project_id: int) -> list[dict[str, Any]]:
         """Tasks with at least one finished annotation (JSON export, annotations in full)."""
@@ -392,7 +396,11 @@ def install_server(venv: str | Path = DEFAULT_VENV, version: str = LS_VERSION, p
     exe = ls_executable(venv)
     if exe.exists():
         probe = subprocess.run(
-            [str(venv / "bin" / "python"), "-c", "from importlib.metadata import version; print(version('label-studio'))"],
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "from importlib.metadata import version; print(version('label-studio'))",
+            ],
             capture_output=True,
             text=True,
         )
@@ -423,6 +431,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+# label-studio 1.23's default SSRF block list (core/utils/io.py validate_ip) without 127.0.0.0/8 and ::1.
+NON_LOOPBACK_BANNED_SUBNETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4", "233.252.0.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/128", "::ffff:0:0/96",
+    "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32", "2001:20::/28",
+    "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+)  # fmt: skip
+
+
 def server_env(
     data_dir: Path, port: int, user: str = "", password: str = "", host: str = "127.0.0.1", ml_local: bool = True
 ) -> dict[str, str]:
@@ -444,6 +462,11 @@ def server_env(
         "DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "ML_BLOCK_LOCAL_IP": "false" if ml_local else "true",
     }
+    if ml_local:
+        # Connecting an ML backend also registers a webhook to it, checked by the SSRF guard even
+        # with ML_BLOCK_LOCAL_IP=false: keep the server's banned networks, minus loopback.
+        settings["USE_DEFAULT_BANNED_SUBNETS"] = "false"
+        settings["USER_ADDITIONAL_BANNED_SUBNETS"] = ",".join(NON_LOOPBACK_BANNED_SUBNETS)
     for key, value in settings.items():
         env[f"LABEL_STUDIO_{key}"] = value
     for key in ("LATEST_VERSION_CHECK", "COLLECT_ANALYTICS", "SENTRY_DSN", "FRONTEND_SENTRY_DSN", "ML_BLOCK_LOCAL_IP"):
@@ -479,7 +502,9 @@ class Server:
         self.stop()
 
 
-def wait_healthy(url: str, timeout: float, process: subprocess.Popen | None = None, log_path: Path | None = None) -> float:
+def wait_healthy(
+    url: str, timeout: float, process: subprocess.Popen | None = None, log_path: Path | None = None
+) -> float:
     """Poll ``url``/health until it answers 200; return the seconds waited."""
     started = time.monotonic()
     opener = _opener(url)
@@ -600,7 +625,22 @@ def load_extractor(model: str):  # noqa: ANN201 - an Extractor
 
 
 def model_version(extractor: Any) -> str:
-    return f"{extractor.ner_id}+{extractor.relations_id}"
+    """``<ner>+<relations>``, plus a fingerprint of the weights for a model folder, so a model
+    retrained into the same folder is a new version (its predictions are pushed again)."""
+    version = f"{extractor.ner_id}+{extractor.relations_id}"
+    model_dir = getattr(getattr(extractor, "ner", None), "model_dir", None)
+    if model_dir is not None:
+        import hashlib
+
+        digest = hashlib.sha256()
+        for f in sorted(Path(model_dir).glob("*")):
+            if f.suffix in (".safetensors", ".bin", ".json") and f.is_file():
+                digest.update(f.name.encode())
+                with f.open("rb") as fh:
+                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                        digest.update(block)
+        version += f"@{digest.hexdigest()[:8]}"
+    return version
 
 
 def prediction_items(spans: Sequence[Span], relations: Sequence[Relation]) -> list[dict[str, Any]]:
@@ -683,7 +723,8 @@ class PushReport:
 
     def summary(self) -> str:
         lines = [
-            f"project {self.project_id}" + (" (created)" if self.project_created else "")
+            f"project {self.project_id}"
+            + (" (created)" if self.project_created else "")
             + (" (labeling config updated)" if self.config_updated else ""),
             f"tasks: {len(self.created)} created, {len(self.updated)} updated, {len(self.skipped)} unchanged; "
             f"{self.predictions_added} prediction(s) added",
@@ -722,9 +763,7 @@ def ensure_project(client: LabelStudioClient, title: str, label_config: str) -> 
     return project, False, False
 
 
-def document_specs(
-    documents: Sequence[Document], extractor: Any | None
-) -> list[TaskSpec]:
+def document_specs(documents: Sequence[Document], extractor: Any | None) -> list[TaskSpec]:
     """Whole-document tasks, with the extractor's predictions if one is given."""
     preds = extractor.predict([d.text for d in documents]) if extractor is not None else [None] * len(documents)
     specs = []
@@ -738,27 +777,52 @@ def document_specs(
     return specs
 
 
+def gold_coverage(paths: Sequence[str | Path]) -> dict[str, list[tuple[int, int]] | None]:
+    """doc_id → the annotated regions of the gold exports in these files/folders (None: the whole
+    document; paragraph-built files written by :func:`pull` record theirs in ``data.regions``)."""
+    covered: dict[str, list[tuple[int, int]] | None] = {}
+    for p in map(Path, paths):
+        for f in sorted(p.glob("*.json")) if p.is_dir() else [p]:
+            for task in load_export_tasks(f):
+                if pick_annotation(task) is None:
+                    continue
+                doc_id = str(task["data"].get("doc_id") or "")
+                regions = task["data"].get("regions")
+                if regions is None:
+                    covered[doc_id] = None
+                elif covered.get(doc_id, []) is not None:
+                    covered.setdefault(doc_id, []).extend((int(a), int(b)) for a, b in regions)  # type: ignore[union-attr]
+    return covered
+
+
 def select_paragraph_specs(
     documents: Sequence[Document],
     extractor: Any,
     n: int,
     exclude: set[tuple[str, int | None]] = frozenset(),  # type: ignore[assignment]
     with_predictions: bool = True,
+    covered: dict[str, list[tuple[int, int]] | None] | None = None,
 ) -> list[TaskSpec]:
-    """The ``n`` paragraphs with the highest summed token entropy under the model, skipping
-    paragraphs (and whole documents) already in the project, most informative first."""
+    """The ``n`` paragraphs with the highest summed token entropy under the model, most
+    informative first, skipping paragraphs (and whole documents) already in the project
+    (``exclude``: task keys) or already annotated (``covered``: see :func:`gold_coverage`)."""
     ner = getattr(extractor, "ner", None)
     if ner is None:
         raise LabelStudioError(
             "--select ranks paragraphs by the model's token entropy: it needs a trained model folder "
             "(--model DIR), the rules give no probabilities"
         )
-    whole = {doc_id for doc_id, offset in exclude if offset is None}
+    covered = covered or {}
+    whole = {doc_id for doc_id, offset in exclude if offset is None} | {d for d, r in covered.items() if r is None}
+
+    def unlabeled(doc_id: str, para: Segment) -> bool:
+        regions = covered.get(doc_id) or []
+        return (doc_id, para.start) not in exclude and not any(a < para.end and para.start < b for a, b in regions)
+
+    todo = [d for d in documents if d.doc_id not in whole]
     candidates: list[tuple[float, Document, Segment]] = []
-    for doc, paras in zip(documents, paragraph_entropies(ner, [d.text for d in documents]), strict=True):
-        if doc.doc_id in whole:
-            continue
-        candidates += [(ent, doc, para) for para, ent in paras if (doc.doc_id, para.start) not in exclude]
+    for doc, paras in zip(todo, paragraph_entropies(ner, [d.text for d in todo]), strict=True):
+        candidates += [(ent, doc, para) for para, ent in paras if unlabeled(doc.doc_id, para)]
     candidates.sort(key=lambda c: (-c[0], c[1].doc_id, c[2].start))
     chosen = candidates[:n]
     by_doc: dict[str, Document] = {d.doc_id: d for _, d, _ in chosen}
@@ -817,7 +881,7 @@ def push_specs(
             continue
         predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
         if task["data"].get("text") != spec.data["text"]:
-            if task.get("annotations") or task.get("total_annotations"):
+            if task.get("annotations") or task.get("total_annotations") or task.get("drafts"):
                 at = first_difference(task["data"].get("text", ""), spec.data["text"])
                 report.conflicts.append(
                     f"{spec.name}: task {task['id']} is annotated but its text differs from the document "
@@ -837,8 +901,10 @@ def push_specs(
     if new:
         client.import_tasks(project["id"], new)
         report.predictions_added += sum(1 for t in new if "predictions" in t)
+    if version and any(spec.result is not None for spec in specs) and project.get("model_version") != version:
+        client.update_project(project["id"], model_version=version)  # the UI pre-annotates with this version
     if backend_url:
-        report.backend = connect_backend(client, project["id"], backend_url, version)
+        report.backend = connect_backend(client, project["id"], backend_url, version or "planie")
     return report
 
 
@@ -932,6 +998,23 @@ def _same_annotation(a: AnnotatedDoc, b: AnnotatedDoc) -> bool:
     return a.text == b.text and spans(a) == spans(b) and rels(a) == rels(b)
 
 
+def _extends(old: AnnotatedDoc, old_regions: Any, new: AnnotatedDoc) -> bool:
+    """A paragraph-built file that the new pull only adds to: more regions, and every old span and
+    relation still there (compared by position and label, since ids may be renamed on a clash)."""
+    new_regions = new.meta.get("regions")
+    if not old_regions or not new_regions or old.text != new.text:
+        return False
+    if not {tuple(r) for r in old_regions} <= {tuple(r) for r in new_regions}:
+        return False
+
+    def keyed(d: AnnotatedDoc) -> tuple[set[tuple], set[tuple]]:
+        pos = {s.id: (s.start, s.end, s.label, s.text) for s in d.spans}
+        return set(pos.values()), {(pos.get(r.head), pos.get(r.tail), r.label) for r in d.relations}
+
+    (old_spans, old_rels), (new_spans, new_rels) = keyed(old), keyed(new)
+    return old_spans <= new_spans and old_rels <= new_rels
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^\w.@+-]+", "_", name).strip("._") or "annotator"
 
@@ -968,9 +1051,9 @@ def build_pulled_docs(
             ann = pick_annotation(task)
             chosen = [("", ann)] if ann else []
         for who, ann in chosen:
-            groups.setdefault((_safe_name(who) if who else "", str(data.get("doc_id") or f"task{task.get('id')}")), []).append(
-                (task, ann)
-            )
+            groups.setdefault(
+                (_safe_name(who) if who else "", str(data.get("doc_id") or f"task{task.get('id')}")), []
+            ).append((task, ann))
 
     docs: dict[tuple[str, str], tuple[AnnotatedDoc, str]] = {}
     texts: dict[str, str] = {}
@@ -1019,7 +1102,7 @@ def build_pulled_docs(
             seen |= {f"{i}_p{offset}" if clash else i for i in ids}
             merged += _shift(result, offset, (lambda i, o=offset: f"{i}_p{o}") if clash else (lambda i: i))
             regions.append([offset, offset + len(ptext)])
-        if bad and not merged:
+        if bad:  # a document is written whole or not at all
             continue
         doc = doc_from_result(doc_id, text, merged, str(parts[0][0]["data"].get("source", "")))
         doc = AnnotatedDoc(doc.doc_id, doc.text, doc.spans, doc.relations, doc.source, {"regions": regions})
@@ -1074,14 +1157,17 @@ def pull(
         if target.exists():
             try:
                 old = load_gold(target)
+                old_regions = load_export_tasks(target)[0]["data"].get("regions")
             except ValueError as exc:
-                old, reason = [], str(exc)
+                old, old_regions, reason = [], None, str(exc)
             else:
                 reason = "a different annotation"
             if len(old) == 1 and _same_annotation(old[0], doc):
                 report.unchanged.append(target)
                 continue
-            if not force:
+            if len(old) == 1 and _extends(old[0], old_regions, doc):
+                report.notes.append(f"{target}: more paragraphs annotated, file extended")
+            elif not force:
                 report.conflicts.append(f"{target} exists with {reason}: not overwritten (use --force)")
                 continue
         plan.append((target, doc))
@@ -1225,19 +1311,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except LabelStudioError as exc:
         return _fail("serve", exc)
-    print(f"Label Studio {server.url} ready in {time.monotonic() - started:.0f} s (data {data_dir}, log {server.log_path})")
+    print(
+        f"Label Studio {server.url} ready in {time.monotonic() - started:.0f} s "
+        f"(data {data_dir}, log {server.log_path})"
+    )
     print(f"  export {ENV_URL}={server.url}")
+    pid_file.write_text(f"{server.process.pid} {server.port}\n", encoding="utf-8")
     if args.detach:
-        pid_file.write_text(f"{server.process.pid} {server.port}\n", encoding="utf-8")
-        print(f"  running in the background, pid {server.process.pid}; stop it with: planie ls stop --data-dir {args.data_dir}")
+        print(
+            f"  running in the background, pid {server.process.pid}; "
+            f"stop it with: planie ls stop --data-dir {args.data_dir}"
+        )
         return 0
     print("  Ctrl-C stops it")
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # the server runs in its own session: stop it ourselves
     try:
-        return server.process.wait()
+        code = server.process.wait()
+        print(f"label-studio exited with code {code}; see {server.log_path}", file=sys.stderr)
+        return code or 1
     except KeyboardInterrupt:
-        server.stop()
-        print("stopped")
+        print("stopping")
         return 0
+    finally:
+        server.stop()
+        pid_file.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a server started by this very process is not reaped by anyone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _pid_alive(pid_file: Path) -> bool:
@@ -1250,8 +1360,6 @@ def _pid_alive(pid_file: Path) -> bool:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    import signal
-
     pid_file = Path(args.data_dir).resolve() / PID_FILE
     if not pid_file.exists() or not _pid_alive(pid_file):
         pid_file.unlink(missing_ok=True)
@@ -1259,8 +1367,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         return 1
     pid = int(pid_file.read_text(encoding="utf-8").split()[0])
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if not Path(f"/proc/{pid}").exists():
+    for _ in range(150):
+        if not _running(pid):
             break
         time.sleep(0.2)
     pid_file.unlink(missing_ok=True)
@@ -1302,11 +1410,12 @@ def cmd_push(args: argparse.Namespace) -> int:
         if args.select:
             project = client.find_project(args.project)
             exclude = {_task_key(t.get("data") or {}) for t in client.list_tasks(project["id"])} if project else set()
-            specs = select_paragraph_specs(documents, extractor, args.select, exclude, not args.no_predictions)
+            covered = gold_coverage(args.gold or [])
+            specs = select_paragraph_specs(documents, extractor, args.select, exclude, not args.no_predictions, covered)
         else:
             specs = document_specs(documents, None if args.no_predictions else extractor)
         report = push_specs(client, args.project, specs, version, schema, args.backend_url)
-    except LabelStudioError as exc:
+    except (LabelStudioError, ExportError) as exc:
         return _fail("push", exc)
     print(report.summary())
     print(f"open {client.url}/projects/{report.project_id}/data")
@@ -1412,6 +1521,12 @@ def add_ls_commands(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--project", required=True, help="project title (created if missing)")
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder (default: %(default)s)")
     p.add_argument("--select", type=int, metavar="N", help="push only the N most uncertain unlabeled paragraphs")
+    p.add_argument(
+        "--gold",
+        nargs="*",
+        metavar="PATH",
+        help="with --select: skip what these exports (files or folders, e.g. annotations/) already cover",
+    )
     p.add_argument("--no-predictions", action="store_true", help="tasks without pre-annotations")
     p.add_argument("--backend-url", help="connect this ML backend (planie ls backend) to the project")
     _url_arg(p)
@@ -1431,9 +1546,7 @@ def add_ls_commands(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--project", required=True, help="project title")
     p.add_argument("--out", required=True, help="output folder, e.g. annotations/")
     p.add_argument("--docs", nargs="*", help="folders of the source .txt files (checks text; needed for paragraphs)")
-    p.add_argument(
-        "--all-annotators", action="store_true", help="one file per annotator: OUT/ANNOTATOR/DOC_ID.json"
-    )
+    p.add_argument("--all-annotators", action="store_true", help="one file per annotator: OUT/ANNOTATOR/DOC_ID.json")
     p.add_argument("--force", action="store_true", help="overwrite existing files that differ")
     _url_arg(p)
     _schema_arg(p)
@@ -1443,7 +1556,7 @@ def add_ls_commands(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "backend",
         help="serve the model's predictions as a Label Studio ML backend",
         description=(
-            "GET /health, POST /setup, POST /predict -> {\"results\": [...]}; connect it with "
+            'GET /health, POST /setup, POST /predict -> {"results": [...]}; connect it with '
             "`planie ls push ... --backend-url http://127.0.0.1:PORT`."
         ),
     )

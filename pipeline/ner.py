@@ -282,6 +282,30 @@ def _last_checkpoint(folder: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+SEPARATE_WHEN_ADJACENT = {"AGENCY"}  # 党中央国务院: two bodies may touch; other labels never do in the gold
+
+
+def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
+    """Schema-aware clean-up of decoded spans:
+    1. touching spans of the same label (B after B: 主要|农产品…合格率) are one span, except AGENCY;
+    2. one-character INDICATOR or AGENCY fragments are dropped (none in the gold);
+    3. an INDICATOR needs a VALUE in its sentence (the schema's definition)."""
+    from pipeline.relations import SentenceIndex
+
+    merged: list[Span] = []
+    for s in sorted(spans, key=lambda s: s.start):
+        prev = merged[-1] if merged else None
+        if prev and prev.label == s.label and prev.end == s.start and s.label not in SEPARATE_WHEN_ADJACENT:
+            score = None if prev.score is None or s.score is None else round(min(prev.score, s.score), 4)
+            merged[-1] = Span(prev.id, prev.start, s.end, s.label, text[prev.start : s.end], score)
+        else:
+            merged.append(s)
+    merged = [s for s in merged if not (s.label in ("INDICATOR", "AGENCY") and s.end - s.start < 2)]
+    index = SentenceIndex(text)
+    with_value = {index.of(s.start) for s in merged if s.label == "VALUE"}
+    return [s for s in merged if s.label != "INDICATOR" or index.of(s.start) in with_value]
+
+
 class NerModel:
     """A trained token-classification model that predicts character spans on whole documents."""
 
@@ -330,7 +354,8 @@ class NerModel:
             scores = [float(s) for s in probs[pi].max(-1)]
             results[ti].extend(decode_spans(texts[ti], pieces, labels, scores))
         for ti, spans in enumerate(results):
-            results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(spans)]
+            tidy = tidy_spans(texts[ti], spans)
+            results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(tidy)]
         return results
 
     def _run(self, jobs: list[tuple[int, int, int]], para_pieces: list[tuple[int, list]]) -> list:
@@ -430,3 +455,30 @@ def cv_markdown(summary: dict[str, Any]) -> str:
         "| **mean** | " + " | ".join(f"{mean['model'][lab]:.3f} / {mean['rules'][lab]:.3f}" for lab in labels) + " | |"
     )
     return "\n".join(lines) + f"\n\n{summary['note']}.\n"
+
+
+def export_model(src: Path, dst: Path, fp16: bool = True) -> Path:
+    """Copy a trained model for shipping: weights stored in fp16 (computed in fp32 at load time),
+    tokenizer and planie.json alongside. Written to a temporary folder and renamed into place."""
+    import shutil
+    import tempfile
+
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(str(src))
+        if fp16:
+            model = model.half()
+        model.save_pretrained(str(tmp))
+        AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(tmp))
+        shutil.copy2(Path(src) / MODEL_META, tmp / MODEL_META)
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.annotations import write_atomic
-from pipeline.dataset import PieceTokenizer, pre_tokenize, to_simplified
-from pipeline.documents import paragraphs, read_document
+from pipeline.dataset import PieceTokenizer, pre_tokenize
+from pipeline.documents import paragraphs, read_document, to_simplified
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class PretrainConfig:
     num_layers: int = 4
     num_heads: int = 4
     bf16: bool = True
+    keep_layers: int = 0  # with a base: keep only its lower N layers
 
 
 def corpus_paragraphs(paths: list[Path]) -> list[str]:
@@ -85,6 +86,10 @@ def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
     if cfg.base:
         tokenizer = AutoTokenizer.from_pretrained(cfg.base)
         model = AutoModelForMaskedLM.from_pretrained(cfg.base)
+        if cfg.keep_layers:
+            from pipeline.ner import keep_lower_layers
+
+            keep_lower_layers(model, cfg.keep_layers)
     else:
         tokenizer = char_vocab_tokenizer(texts, out)
         model = BertForMaskedLM(

@@ -11,7 +11,16 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from pipeline.annotations import Relation, Span
-from pipeline.documents import Segment, TaskItem, is_assignment_line, is_heading, paragraphs, sentences, task_items
+from pipeline.documents import (
+    Segment,
+    TaskItem,
+    is_assignment_line,
+    is_heading,
+    paragraphs,
+    sentences,
+    task_items,
+    to_simplified,
+)
 
 ASSIGNMENT_PAREN = re.compile(r"[（(][^（）()\r\n]*(?:牵头|负责|配合|分工|参与)[^（）()\r\n]*[）)]")
 ASSIGNMENT_CLAUSE = re.compile(
@@ -135,6 +144,7 @@ def link_responsibility(text: str, spans: Sequence[Span]) -> list[Relation]:
 
 def link_rules(text: str, spans: Sequence[Span], inherit: bool = True) -> list[Relation]:
     """The rules linker: nearest-span value_of, scope-based deadline_of, assignment-based responsible_for."""
+    text = to_simplified(text)  # same length: offsets are unchanged, the patterns are written in simplified
     spans = sorted(spans, key=lambda s: s.start)
     index = SentenceIndex(text)
     return link_values(spans, index) + link_deadlines(text, spans, index, inherit) + link_responsibility(text, spans)

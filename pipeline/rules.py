@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from pipeline.annotations import Span
-from pipeline.documents import Segment, is_heading, paragraphs, sentences
+from pipeline.documents import Segment, is_heading, paragraphs, sentences, to_simplified
 
 NUM = r"(?:\d+(?:\.\d+)?|[一二三四五六七八九十百千万两]+)"
 UNIT = (
@@ -340,8 +340,10 @@ _NUMBERING = re.compile(
 )
 
 
-def rule_spans(text: str) -> list[Span]:
-    """All rule-based entity spans of a document, sorted and non-overlapping."""
+def rule_spans(original: str) -> list[Span]:
+    """All rule-based entity spans of a document, sorted and non-overlapping. The patterns run on
+    the simplified-character form (same length); span texts come from the original."""
+    text = to_simplified(original)
     found: list[tuple[int, int, str]] = []
     in_goals = False
     for para in paragraphs(text):
@@ -365,7 +367,7 @@ def rule_spans(text: str) -> list[Span]:
                 act = find_action(text, clause)
                 if act:
                     found.append((*act, "ACTION"))
-    return _resolve_overlaps(text, found)
+    return _resolve_overlaps(original, found)
 
 
 _PRIORITY = {"DEADLINE": 0, "VALUE": 1, "AGENCY": 2, "INDICATOR": 3, "ACTION": 4}

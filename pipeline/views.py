@@ -14,7 +14,7 @@ Indicator grouping (``normalise_indicator`` / ``group_indicators``)
 Targets are grouped by a normalised indicator name. The string rules only remove *form*, never
 *meaning*:
 
-1. traditional → simplified (``pipeline.dataset.to_simplified``), then Unicode NFKC, which
+1. traditional → simplified (``pipeline.documents.to_simplified``), then Unicode NFKC, which
    unifies full- and half-width forms (（ → (, ％ → %, full-width digits, letters and spaces);
 2. bracketed notes and their content are removed, nested ones too: ``（抽检）``, ``(含一级)``,
    ``【…】``, ``〔…〕``, ``[…]``; an opening bracket never closed cuts the rest of the name;
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pipeline.annotations import write_atomic
-from pipeline.dataset import to_simplified
+from pipeline.documents import to_simplified
 
 if TYPE_CHECKING:
     import numpy as np

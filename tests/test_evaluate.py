@@ -71,3 +71,25 @@ def test_report_markdown_and_files(tmp_path, schema):
     assert "| VALUE | 0.500 | 0.500 | 0.500 | 2 |" in md
     report.write(tmp_path)
     assert (tmp_path / "metrics.json").exists() and (tmp_path / "report.md").read_text(encoding="utf-8") == md
+
+
+def test_cv_summary_averages_only_folds_with_support():
+    from pipeline.ner import cv_markdown, summarise_folds
+
+    def metrics(f1_value, support_value, f1_rules):
+        ent = {
+            lab: {"f1": f1_value if lab == "VALUE" else 1.0, "support": support_value if lab == "VALUE" else 1}
+            for lab in (*LABELS, "micro")
+        }
+        rules = {lab: {"f1": f1_rules} for lab in (*LABELS, "micro")}
+        return {
+            "entities": ent,
+            "relations": {"micro": {"f1": 0.5}},
+            "rules_baseline": {"entities": rules, "relations": {"micro": {"f1": 0.25}}},
+        }
+
+    summary = summarise_folds({"a": metrics(0.8, 3, 0.5), "b": metrics(0.0, 0, 0.7)}, list(LABELS))
+    assert summary["mean"]["model"]["VALUE"] == 0.8  # fold b has no VALUE in its gold
+    assert summary["mean"]["rules"]["ACTION"] == 0.6
+    table = cv_markdown(summary)
+    assert "| b |" in table and "0.80 / 0.50" in table

@@ -16,9 +16,9 @@ from pipeline.dataset import (  # noqa: E402
     decode_spans,
     document_windows,
     pre_tokenize,
-    to_simplified,
     windows,
 )
+from pipeline.documents import to_simplified  # noqa: E402
 from tests.tiny_bert import build_tiny_bert  # noqa: E402
 
 TEXT = "到2015年，主要农产品质量安全抽检合格率稳定在96%以上，新增3.5万家（ＩＳＯ认证），充分发挥作用。"
@@ -130,3 +130,35 @@ def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny
     assert sorted({(s.start, s.end) for s in spans}) == sorted((s.start, s.end) for s in spans)  # no duplicates
     hits = {(s.start, s.end, s.label) for s in spans} & {(s.start, s.end, s.label) for s in SPANS}
     assert len(hits) >= 3
+
+    from safetensors import safe_open
+
+    from pipeline.ner import export_model
+
+    shipped = export_model(model_dir, tmp_path / "shipped")
+    with safe_open(str(shipped / "model.safetensors"), "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    (shipped_spans,) = NerModel(shipped).predict([TEXT])
+    assert [(s.start, s.end, s.label) for s in shipped_spans] == [(s.start, s.end, s.label) for s in spans]
+
+
+def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
+    from pipeline.ner import tidy_spans
+
+    text = "主要农产品抽检合格率达到98%。党中央国务院加强农业。国家重点工程质量达到国际先进水平。"
+
+    def sp(piece, label, after=0):
+        start = text.index(piece, after)
+        return Span("x", start, start + len(piece), label, piece, 0.9)
+
+    spans = [
+        sp("主要", "INDICATOR"),
+        sp("农产品抽检合格率", "INDICATOR"),
+        sp("98%", "VALUE"),
+        sp("党中央", "AGENCY"),
+        sp("国务院", "AGENCY"),
+        sp("农", "INDICATOR", text.index("加强")),
+        sp("国家重点工程质量", "INDICATOR"),
+    ]
+    out = [(s.text, s.label) for s in tidy_spans(text, spans)]
+    assert out == [("主要农产品抽检合格率", "INDICATOR"), ("98%", "VALUE"), ("党中央", "AGENCY"), ("国务院", "AGENCY")]
