@@ -182,7 +182,10 @@ def load_gold(path: str | Path) -> list[AnnotatedDoc]:
         ann = pick_annotation(task)
         doc_id = str(task["data"].get("doc_id") or f"{path.stem}#{task.get('id')}")
         result = ann.get("result", []) if ann else []
-        docs.append(doc_from_result(doc_id, task["data"]["text"], result, str(task["data"].get("source", ""))))
+        doc = doc_from_result(doc_id, task["data"]["text"], result, str(task["data"].get("source", "")))
+        if task["data"].get("regions") is not None:  # a file built from paragraph tasks: only these are annotated
+            doc.meta["regions"] = [(int(a), int(b)) for a, b in task["data"]["regions"]]
+        docs.append(doc)
     return docs
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.encoder import add_encoder_commands
+from pipeline.labelstudio import add_ls_commands
 from pipeline.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
 
 
@@ -296,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_ner)
 
     add_encoder_commands(sub)
+    add_ls_commands(sub)
 
     p = sub.add_parser(
         "pretrain", help="masked-LM pretraining on unlabeled plan text (continue a base or from scratch)"

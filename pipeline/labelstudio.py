@@ -49,7 +49,7 @@ from pipeline.annotations import (
     result_items,
     write_export,
 )
-from pipeline.documents import Document, DocumentError, Segment, first_difference, paragraphs, read_document
+from pipeline.documents import Document, DocumentError, Segment, first_difference, read_document
 from pipeline.schema import DEFAULT_SCHEMA_PATH, Schema, label_studio_config, load_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def _detail(raw: bytes) -> str:
         text = raw.decode("utf-8", "replace").strip()
         return (text[:300] + "…") if len(text) > 300 else text
     if isinstance(data, dict):
-        for key in ("detail", "validation_errors", "error", "message"):
+        for key in ("validation_errors", "detail", "error", "message"):
             if key in data:
                 return json.dumps(data[key], ensure_ascii=False) if not isinstance(data[key], str) else data[key]
     return json.dumps(data, ensure_ascii=False)[:300]
@@ -461,6 +461,10 @@ def server_env(
         "FRONTEND_SENTRY_DSN": "",
         "DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "ML_BLOCK_LOCAL_IP": "false" if ml_local else "true",
+        # The defaults (1 s for /health, 3 s for /setup) fail on a busy machine.
+        "ML_CONNECTION_TIMEOUT": "5",
+        "ML_TIMEOUT_HEALTH": "10",
+        "ML_TIMEOUT_SETUP": "15",
     }
     if ml_local:
         # Connecting an ML backend also registers a webhook to it, checked by the SSRF guard even
@@ -472,6 +476,7 @@ def server_env(
     for key in ("LATEST_VERSION_CHECK", "COLLECT_ANALYTICS", "SENTRY_DSN", "FRONTEND_SENTRY_DSN", "ML_BLOCK_LOCAL_IP"):
         env[key] = settings[key]
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("SECRET_KEY", None)  # read unprefixed by label-studio: it would override the data dir's key
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -502,26 +507,80 @@ class Server:
         self.stop()
 
 
+def ensure_secret_key(data_dir: Path) -> None:
+    """Give the data dir a SECRET_KEY (it signs the JWT tokens) that label-studio can read back.
+
+    label-studio 1.23 writes a random Django key to ``DATA_DIR/.env`` on the first start, and reads
+    it with django-environ, which takes a value starting with ``$`` for a reference to another
+    variable: one data dir in 50 then gets a new key at every start, and every token dies with
+    it. A key is therefore written before the first start (URL-safe alphabet), and a ``$`` key
+    left by an earlier start is replaced (tokens signed with it were already invalid)."""
+    import secrets
+
+    env_file = data_dir / ".env"
+    lines = env_file.read_text(encoding="utf-8").splitlines() if env_file.exists() else []
+    keys = [line.split("=", 1)[1] for line in lines if line.startswith("SECRET_KEY=")]
+    if keys and not keys[0].startswith("$"):
+        return
+    if keys:
+        print(
+            f"warning: {env_file}: the server's SECRET_KEY starts with '$', which label-studio cannot read back; "
+            f"replaced (tokens issued before are invalid: get a new one with `planie ls token --rotate`)",
+            file=sys.stderr,
+        )
+    kept = [line for line in lines if not line.startswith("SECRET_KEY=")]
+    content = "\n".join([*kept, f"SECRET_KEY={secrets.token_urlsafe(48)}"]) + "\n"
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(content)
+
+
+class PortTakenError(LabelStudioError):
+    """The port was free when checked but taken before label-studio bound it."""
+
+
 def wait_healthy(
-    url: str, timeout: float, process: subprocess.Popen | None = None, log_path: Path | None = None
+    url: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+    log_offset: int = 0,
 ) -> float:
-    """Poll ``url``/health until it answers 200; return the seconds waited."""
+    """Poll ``url``/health until it answers 200; return the seconds waited.
+
+    With the ``process`` and its ``log_path``, the answer only counts once the log says this
+    process serves ``url`` (not another server that took the port meanwhile)."""
     started = time.monotonic()
     opener = _opener(url)
+    port = urllib.parse.urlsplit(url).port
     while True:
         if process is not None and process.poll() is not None:
             raise LabelStudioError(
                 f"label-studio exited with code {process.returncode} before {url} was ready" + _log_tail(log_path)
             )
+        log = _log_since(log_path, log_offset) if process is not None else ""
+        if f"Port {port} is in use" in log:
+            raise PortTakenError(f"port {port} was taken by another program while label-studio started")
         try:
             status, _ = _send(opener, url, "GET", f"{url}/health", timeout=5)
-            if status == 200:
+            if status == 200 and (process is None or log_path is None or f"server at {url}/" in log):
                 return time.monotonic() - started
         except LSConnectionError:
             pass
         if time.monotonic() - started > timeout:
             raise LabelStudioError(f"Label Studio at {url} not healthy after {timeout:.0f} s" + _log_tail(log_path))
         time.sleep(0.5)
+
+
+def _log_since(log_path: Path | None, offset: int) -> str:
+    if log_path is None:
+        return ""
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _log_tail(log_path: Path | None, lines: int = 15) -> str:
@@ -563,9 +622,11 @@ def start_server(
             f"{ENV_PASSWORD} to create the admin user on this first start"
         )
     data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_secret_key(data_dir)
     log_path = Path(log_path) if log_path else data_dir / LOG_FILE
     url = f"http://{host}:{port}"
     cmd = [str(exe), "start", "--no-browser", "--internal-host", host, "--port", str(port), "--data-dir", str(data_dir)]
+    log_offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             cmd,
@@ -578,7 +639,7 @@ def start_server(
         )
     server = Server(process, url, port, data_dir, log_path)
     try:
-        wait_healthy(url, timeout, process, log_path)
+        wait_healthy(url, timeout, process, log_path, log_offset)
     except BaseException:
         server.stop()
         raise
@@ -671,33 +732,14 @@ def slice_prediction(
 
 
 def paragraph_entropies(ner: Any, texts: Sequence[str]) -> list[list[tuple[Segment, float]]]:
-    """Per text, each paragraph with its token entropy summed over its pieces (nats).
-
-    Uses the internals of :class:`pipeline.ner.NerModel` (tokeniser, windows, ``_run``) exactly as its
-    ``predict`` does, so the probabilities are the ones behind the predicted spans."""
+    """Per text, each paragraph with its token entropy summed over its pieces (nats), from the
+    same probabilities that :meth:`pipeline.ner.NerModel.predict` decodes."""
     import numpy as np
 
-    from pipeline.dataset import windows
-
-    max_pieces = ner.meta["max_length"] - 2
-    stride = min(ner.meta["stride"], max_pieces)
-    jobs: list[tuple[int, int, int]] = []
-    para_pieces: list[tuple[int, list]] = []
-    owners: list[tuple[int, Segment]] = []
-    for ti, text in enumerate(texts):
-        for para in paragraphs(text):
-            pieces = ner.tok.pieces(text, para.start, para.end)
-            if not pieces:
-                continue
-            pi = len(para_pieces)
-            para_pieces.append((ti, pieces))
-            owners.append((ti, para))
-            jobs += [(pi, a, b) for a, b in windows(pieces, max_pieces, stride)]
-    probs = ner._run(jobs, para_pieces)
     out: list[list[tuple[Segment, float]]] = [[] for _ in texts]
-    for pi, (ti, para) in enumerate(owners):
-        p = np.clip(probs[pi], 1e-12, 1.0)
-        out[ti].append((para, float(-(p * np.log(p)).sum())))
+    for para in ner.paragraph_probabilities(texts):
+        p = np.clip(para.probs, 1e-12, 1.0)
+        out[para.text_index].append((para.paragraph, float(-(p * np.log(p)).sum())))
     return out
 
 
@@ -1412,6 +1454,9 @@ def cmd_push(args: argparse.Namespace) -> int:
             exclude = {_task_key(t.get("data") or {}) for t in client.list_tasks(project["id"])} if project else set()
             covered = gold_coverage(args.gold or [])
             specs = select_paragraph_specs(documents, extractor, args.select, exclude, not args.no_predictions, covered)
+            if not specs:
+                print("no unlabeled paragraph left to push (all in the project or covered by --gold)")
+                return 0
         else:
             specs = document_specs(documents, None if args.no_predictions else extractor)
         report = push_specs(client, args.project, specs, version, schema, args.backend_url)

@@ -27,7 +27,7 @@ from pipeline.dataset import (
     document_windows,
     to_hf_dataset,
 )
-from pipeline.documents import paragraphs
+from pipeline.documents import Segment, paragraphs
 from pipeline.schema import DEFAULT_SCHEMA_PATH, load_schema
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,12 @@ def cut_dev_block(doc: AnnotatedDoc, share: float) -> tuple[AnnotatedDoc, Annota
         return doc, None
     cut = paras[-n_dev].start
     train = AnnotatedDoc(
-        doc.doc_id, doc.text, tuple(s for s in doc.spans if s.end <= cut), (), doc.source, {"region": (0, cut)}
+        doc.doc_id,
+        doc.text,
+        tuple(s for s in doc.spans if s.end <= cut),
+        (),
+        doc.source,
+        {**doc.meta, "region": (0, cut)},
     )
     dev = AnnotatedDoc(
         doc.doc_id,
@@ -96,7 +101,7 @@ def cut_dev_block(doc: AnnotatedDoc, share: float) -> tuple[AnnotatedDoc, Annota
         tuple(s for s in doc.spans if s.start >= cut),
         (),
         doc.source,
-        {"region": (cut, len(doc.text))},
+        {**doc.meta, "region": (cut, len(doc.text))},
     )
     return train, dev
 
@@ -121,9 +126,15 @@ def make_splits(cfg: NerConfig) -> Splits:
 
 
 def region_windows(doc: AnnotatedDoc, tok: PieceTokenizer, cfg: NerConfig) -> list[Window]:
-    """Windows of the document restricted to its train/dev region (see cut_dev_block)."""
+    """Windows of the document inside its train/dev region (see cut_dev_block) and, for a file
+    built from paragraph tasks, inside the paragraphs that were actually annotated."""
     lo, hi = doc.meta.get("region", (0, len(doc.text)))
-    return [w for w in document_windows(doc, tok, cfg.max_length, cfg.stride) if lo <= w.pieces[0].start < hi]
+    annotated = doc.meta.get("regions") or [(0, len(doc.text))]
+    return [
+        w
+        for w in document_windows(doc, tok, cfg.max_length, cfg.stride)
+        if lo <= w.pieces[0].start < hi and any(a <= w.pieces[0].start < b for a, b in annotated)
+    ]
 
 
 def file_sha256(path: Path) -> str:
@@ -306,6 +317,14 @@ def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     return [s for s in merged if s.label != "INDICATOR" or index.of(s.start) in with_value]
 
 
+@dataclass(frozen=True)
+class ParagraphProbs:
+    text_index: int
+    paragraph: Segment
+    pieces: list
+    probs: Any  # numpy array [pieces, labels]
+
+
 class NerModel:
     """A trained token-classification model that predicts character spans on whole documents."""
 
@@ -331,28 +350,31 @@ class NerModel:
     def name(self) -> str:
         return f"{self.model_dir.name}:{self.meta.get('base', '?')}"
 
-    def predict(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Spans per text; overlapping windows are merged by taking, for each piece, the
-        prediction of the window in which it lies farthest from an edge."""
-        jobs = []  # (text index, paragraph pieces, window range)
-        para_pieces: list[tuple[int, list]] = []
-        max_pieces = self.meta["max_length"] - 2
+    def paragraph_probabilities(self, texts: Sequence[str]) -> list[ParagraphProbs]:
+        """Label probabilities per piece for every non-empty paragraph of every text. Overlapping
+        windows are merged by taking, for each piece, the window in which it lies farthest from an edge."""
         from pipeline.dataset import windows
 
+        max_pieces = self.meta["max_length"] - 2
+        stride = min(self.meta["stride"], max_pieces)
+        paras: list[tuple[int, Segment, list]] = []
+        jobs = []  # (paragraph index, window start, window end)
         for ti, text in enumerate(texts):
             for para in paragraphs(text):
                 pieces = self.tok.pieces(text, para.start, para.end)
-                if not pieces:
-                    continue
-                pi = len(para_pieces)
-                para_pieces.append((ti, pieces))
-                jobs += [(pi, a, b) for a, b in windows(pieces, max_pieces, min(self.meta["stride"], max_pieces))]
-        probs = self._run(jobs, para_pieces)
+                if pieces:
+                    jobs += [(len(paras), a, b) for a, b in windows(pieces, max_pieces, stride)]
+                    paras.append((ti, para, pieces))
+        probs = self._run(jobs, [(ti, pieces) for ti, _, pieces in paras])
+        return [ParagraphProbs(ti, para, pieces, p) for (ti, para, pieces), p in zip(paras, probs, strict=True)]
+
+    def predict(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Character spans per text (argmax label per piece, BIO-decoded, then tidy_spans)."""
         results: list[list[Span]] = [[] for _ in texts]
-        for pi, (ti, pieces) in enumerate(para_pieces):
-            labels = [self.id2label[int(i)] for i in probs[pi].argmax(-1)]
-            scores = [float(s) for s in probs[pi].max(-1)]
-            results[ti].extend(decode_spans(texts[ti], pieces, labels, scores))
+        for para in self.paragraph_probabilities(texts):
+            labels = [self.id2label[int(i)] for i in para.probs.argmax(-1)]
+            scores = [float(s) for s in para.probs.max(-1)]
+            results[para.text_index].extend(decode_spans(texts[para.text_index], para.pieces, labels, scores))
         for ti, spans in enumerate(results):
             tidy = tidy_spans(texts[ti], spans)
             results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(tidy)]

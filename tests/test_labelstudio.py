@@ -28,9 +28,12 @@ from pipeline.labelstudio import (
     LabelStudioError,
     LSAuthError,
     LSConnectionError,
+    PortTakenError,
     PredictionService,
+    Server,
     add_ls_commands,
     build_pulled_docs,
+    ensure_secret_key,
     free_port,
     get_personal_token,
     make_backend,
@@ -54,6 +57,17 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _start(data: Path, **kwargs) -> Server:
+    """start_server on a free port; another test run on the machine may grab it first: retry."""
+    for attempt in range(3):
+        try:
+            return start_server(data, free_port(), executable=LS_BIN, **kwargs)
+        except PortTakenError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def run_ls(*argv: str) -> int:
     """`planie ls ...` through the argparse group that cli.py registers."""
     parser = argparse.ArgumentParser(prog="planie")
@@ -75,7 +89,7 @@ def ls_template(tmp_path_factory) -> tuple[Path, str]:
     if not LS_BIN.exists():
         _unavailable(f"Label Studio server not installed at {LS_BIN}: run scripts/ls_install.sh")
     data = tmp_path_factory.mktemp("ls-template") / "data"
-    server = start_server(data, free_port(), executable=LS_BIN, user=USER, password=PASSWORD, timeout=400)
+    server = _start(data, user=USER, password=PASSWORD, timeout=400)
     try:
         token = get_personal_token(server.url, USER, PASSWORD)
     finally:
@@ -90,7 +104,7 @@ def ls(ls_template, tmp_path, monkeypatch):
     template, token = ls_template
     data = tmp_path / "ls-data"
     shutil.copytree(template, data)
-    server = start_server(data, free_port(), executable=LS_BIN, user="", password="", timeout=180)
+    server = _start(data, user="", password="", timeout=180)
     monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
     try:
@@ -460,3 +474,16 @@ def test_serve_token_stop_commands(ls_template, tmp_path, monkeypatch, capsys):
         assert run_ls("stop", *args) == 0
     with pytest.raises(LSConnectionError):
         LabelStudioClient(url, "legacy-token").whoami()
+
+
+def test_secret_key_is_one_label_studio_can_read_back(tmp_path, capsys):
+    ensure_secret_key(tmp_path)
+    (line,) = (tmp_path / ".env").read_text().splitlines()
+    assert line.startswith("SECRET_KEY=") and not line.startswith("SECRET_KEY=$") and len(line) > 60
+    ensure_secret_key(tmp_path)
+    assert (tmp_path / ".env").read_text().splitlines() == [line]  # kept
+    (tmp_path / ".env").write_text("\nSECRET_KEY=$o)r&qcb_m7\nOTHER=1\nSECRET_KEY=abc\n")  # as label-studio leaves it
+    ensure_secret_key(tmp_path)
+    lines = (tmp_path / ".env").read_text().splitlines()
+    assert "OTHER=1" in lines and [k for k in lines if k.startswith("SECRET_KEY=")] == [lines[-1]]
+    assert not lines[-1].startswith("SECRET_KEY=$") and "cannot read back" in capsys.readouterr().err

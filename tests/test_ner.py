@@ -162,3 +162,17 @@ def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
     ]
     out = [(s.text, s.label) for s in tidy_spans(text, spans)]
     assert out == [("主要农产品抽检合格率", "INDICATOR"), ("98%", "VALUE"), ("党中央", "AGENCY"), ("国务院", "AGENCY")]
+
+
+def test_paragraph_built_gold_trains_only_on_annotated_regions(tiny, tmp_path):
+    from pipeline.annotations import load_gold
+    from pipeline.ner import NerConfig, region_windows
+
+    _, tok = tiny
+    text = TEXT + "\n" + TEXT
+    doc = AnnotatedDoc("d", text, SPANS, meta={"regions": [[0, len(TEXT)]]})
+    write_export(tmp_path / "d.json", [doc])
+    (loaded,) = load_gold(tmp_path / "d.json")
+    assert loaded.meta["regions"] == [(0, len(TEXT))]
+    wins = region_windows(loaded, tok, NerConfig(max_length=512, stride=400))
+    assert len(wins) == 1 and wins[0].pieces[-1].end <= len(TEXT)
