@@ -497,6 +497,7 @@ def export_model(src: Path, dst: Path, fp16: bool = True) -> Path:
         model.save_pretrained(str(tmp))
         AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(tmp))
         shutil.copy2(Path(src) / MODEL_META, tmp / MODEL_META)
+        tmp.chmod(0o755)
         if dst.exists():
             shutil.rmtree(dst)
         tmp.rename(dst)
