@@ -120,14 +120,14 @@ def _collect_inputs(inputs: list[str]) -> list[Path]:
     return list(found)
 
 
-def load_extractor(model: str, device: str = "cpu", batch_size: int = 32):  # noqa: ANN201 - an Extractor
+def load_extractor(model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16"):  # noqa: ANN201
     from pipeline.extract import ModelExtractor, RulesExtractor
 
     if model == "rules":
         return RulesExtractor()
     if not Path(model).is_dir():
         raise SystemExit(f"planie: model {model!r} is neither 'rules' nor a model folder")
-    return ModelExtractor(Path(model), device=device, batch_size=batch_size)
+    return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision)
 
 
 def cmd_train_ner(args: argparse.Namespace) -> int:
@@ -150,6 +150,7 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
     return 0
 
 
+PRECISION_HELP = "bf16 autocast (default; about 2.5x faster on CPU) or fp32 matmuls; weights are the same"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "planie-ner"
 
 
@@ -160,7 +161,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not paths:
         print("planie extract: no input documents found", file=sys.stderr)
         return 1
-    extractor = load_extractor(args.model, device=args.device, batch_size=args.batch_size)
+    extractor = load_extractor(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision)
     summary = run_extraction(
         paths, Path(args.out), extractor, workers=args.workers, resume=args.resume, progress=not args.quiet
     )
@@ -184,7 +185,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     schema = load_schema(args.schema)
     gold = load_gold_dir(args.gold)
-    extractor = load_extractor(args.model, device=args.device)
+    extractor = load_extractor(args.model, device=args.device, precision=args.precision)
     report = evaluate_extractor(
         gold, extractor, schema, f"{extractor.ner_id} on {len(gold)} document(s)", traditional=args.traditional
     )
@@ -281,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--workers", type=int, default=2, help="threads reading and decoding documents")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
     p.add_argument("--resume", action="store_true", help="keep documents already in OUT/extractions.jsonl")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_extract)
@@ -332,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder")
     p.add_argument("--out", help="folder for report.md, metrics.json and PNG plots")
     p.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_schema_arg(p)
     p.set_defaults(func=cmd_evaluate)

@@ -63,10 +63,10 @@ class RulesExtractor:
 class ModelExtractor:
     """A trained NER model (pipeline.ner) with the rules linker for relations."""
 
-    def __init__(self, model_dir: Path, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(self, model_dir: Path, device: str = "cpu", batch_size: int = 32, precision: str = "bf16") -> None:
         from pipeline.ner import NerModel
 
-        self.ner = NerModel(model_dir, device=device, batch_size=batch_size)
+        self.ner = NerModel(model_dir, device=device, batch_size=batch_size, precision=precision)
         self.ner_id = self.ner.name
         self.relations_id = "rules-linker"
 

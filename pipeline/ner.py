@@ -328,7 +328,9 @@ class ParagraphProbs:
 class NerModel:
     """A trained token-classification model that predicts character spans on whole documents."""
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(
+        self, model_dir: str | Path, device: str = "cpu", batch_size: int = 32, precision: str = "bf16"
+    ) -> None:
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -343,6 +345,9 @@ class NerModel:
         self.model.float()
         self.device = device
         self.batch_size = batch_size
+        if precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
+        self.precision = precision  # bf16: autocast for the matmuls (weights stay fp32)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
         self._torch = torch
 
@@ -398,7 +403,8 @@ class NerModel:
                 seq = [self.tok.cls_id, *(p.token_id for p in pieces), self.tok.sep_id]
                 ids[row, : len(seq)] = torch.tensor(seq)
                 mask[row, : len(seq)] = 1
-            with torch.inference_mode():
+            autocast = torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+            with torch.inference_mode(), autocast:
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             p = torch.softmax(logits.float(), -1).cpu().numpy()
             for row, (pi, a, b) in enumerate(batch):
