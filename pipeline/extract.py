@@ -173,14 +173,6 @@ def _csv(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
     return buf.getvalue()
 
 
-def write_outputs(out_dir: Path, docs: Sequence[AnnotatedDoc], extractor: Extractor) -> dict[str, Path]:
-    """extractions.jsonl, targets.csv, tasks.csv and the HTML views in ``out_dir``, all atomic."""
-    records = [extraction_record(d, extractor) for d in docs]
-    jsonl = Path(out_dir) / "extractions.jsonl"
-    write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return {"extractions.jsonl": jsonl, **write_tables_and_views(Path(out_dir), records)}
-
-
 def write_tables_and_views(out_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, Path]:
     from pipeline.views import write_views
 

@@ -37,7 +37,7 @@ def held_out_docs():  # noqa: ANN201
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR (RUN_DIR holds model/ and run.json)")
-    parser.add_argument("--out", default=str(REPO / "docs" / "encoder-comparison.md"))
+    parser.add_argument("--out", default=str(REPO / "scripts" / "results" / "encoder-comparison.md"))
     args = parser.parse_args()
     labels = load_schema().entity_labels
     gold = held_out_docs()
