@@ -448,24 +448,37 @@ def cross_validate(cfg: NerConfig, out_dir: Path, folds: Sequence[str] = ()) -> 
 
 
 def summarise_folds(results: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    """Per-fold F1 (model and rules), the mean over folds that have the label, and the pooled
+    scores (tp/fp/fn summed over all folds, i.e. every document scored by a model that never saw it)."""
+    keys = [*labels, "micro"]
     rows = {}
     for doc_id, m in results.items():
         rows[doc_id] = {
-            "model": {lab: m["entities"][lab]["f1"] for lab in [*labels, "micro"]},
-            "rules": {lab: m["rules_baseline"]["entities"][lab]["f1"] for lab in [*labels, "micro"]},
-            "support": {lab: m["entities"][lab]["support"] for lab in [*labels, "micro"]},
+            "model": {lab: m["entities"][lab]["f1"] for lab in keys},
+            "rules": {lab: m["rules_baseline"]["entities"][lab]["f1"] for lab in keys},
+            "support": {lab: m["entities"][lab]["support"] for lab in keys},
             "relations_micro": m["relations"]["micro"]["f1"],
             "rules_relations_micro": m["rules_baseline"]["relations"]["micro"]["f1"],
+            "relations_support": m["relations"]["micro"]["support"],
         }
 
     def mean(key: str, lab: str) -> float:
         vals = [r[key][lab] for r in rows.values() if r["support"][lab] > 0]
         return round(sum(vals) / len(vals), 4) if vals else 0.0
 
+    def pooled(section: str, lab: str) -> float:
+        tp = fp = fn = 0
+        for m in results.values():
+            scores = (m if section == "model" else m["rules_baseline"])["entities"][lab]
+            tp, fp, fn = tp + scores["tp"], fp + scores["fp"], fn + scores["fn"]
+        return round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else 0.0
+
     return {
         "folds": rows,
-        "mean": {k: {lab: mean(k, lab) for lab in [*labels, "micro"]} for k in ("model", "rules")},
-        "note": "mean over folds whose document has at least one gold span of that label",
+        "mean": {k: {lab: mean(k, lab) for lab in keys} for k in ("model", "rules")},
+        "pooled": {k: {lab: pooled(k, lab) for lab in keys} for k in ("model", "rules")},
+        "note": "mean: over folds whose document has at least one gold span of that label; "
+        "pooled: true/false positives and negatives summed over all folds",
     }
 
 
@@ -475,13 +488,15 @@ def cv_markdown(summary: dict[str, Any]) -> str:
     lines += ["| fold | " + " | ".join(labels) + " | relations micro |", "|---" * (len(labels) + 2) + "|"]
     for doc_id, r in summary["folds"].items():
         cells = [f"{r['model'][lab]:.2f} / {r['rules'][lab]:.2f}" if r["support"][lab] else "-" for lab in labels]
+        rel = f"{r['relations_micro']:.2f} / {r['rules_relations_micro']:.2f}" if r.get("relations_support") else "-"
+        lines.append(f"| {doc_id} | " + " | ".join(cells) + f" | {rel} |")
+    for key in ("mean", "pooled"):
+        agg = summary[key]
         lines.append(
-            f"| {doc_id} | " + " | ".join(cells) + f" | {r['relations_micro']:.2f} / {r['rules_relations_micro']:.2f} |"
+            f"| **{key}** | "
+            + " | ".join(f"{agg['model'][lab]:.3f} / {agg['rules'][lab]:.3f}" for lab in labels)
+            + " | |"
         )
-    mean = summary["mean"]
-    lines.append(
-        "| **mean** | " + " | ".join(f"{mean['model'][lab]:.3f} / {mean['rules'][lab]:.3f}" for lab in labels) + " | |"
-    )
     return "\n".join(lines) + f"\n\n{summary['note']}.\n"
 
 

@@ -78,18 +78,25 @@ def test_cv_summary_averages_only_folds_with_support():
 
     def metrics(f1_value, support_value, f1_rules):
         ent = {
-            lab: {"f1": f1_value if lab == "VALUE" else 1.0, "support": support_value if lab == "VALUE" else 1}
+            lab: {
+                "f1": f1_value if lab == "VALUE" else 1.0,
+                "support": support_value if lab == "VALUE" else 1,
+                "tp": 2,
+                "fp": 1,
+                "fn": 1,
+            }
             for lab in (*LABELS, "micro")
         }
-        rules = {lab: {"f1": f1_rules} for lab in (*LABELS, "micro")}
+        rules = {lab: {"f1": f1_rules, "tp": 1, "fp": 0, "fn": 0} for lab in (*LABELS, "micro")}
         return {
             "entities": ent,
-            "relations": {"micro": {"f1": 0.5}},
+            "relations": {"micro": {"f1": 0.5, "support": 3}},
             "rules_baseline": {"entities": rules, "relations": {"micro": {"f1": 0.25}}},
         }
 
     summary = summarise_folds({"a": metrics(0.8, 3, 0.5), "b": metrics(0.0, 0, 0.7)}, list(LABELS))
     assert summary["mean"]["model"]["VALUE"] == 0.8  # fold b has no VALUE in its gold
     assert summary["mean"]["rules"]["ACTION"] == 0.6
+    assert summary["pooled"]["model"]["ACTION"] == round(2 * 4 / (2 * 4 + 2 + 2), 4)
     table = cv_markdown(summary)
     assert "| b |" in table and "0.80 / 0.50" in table
