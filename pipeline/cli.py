@@ -6,10 +6,14 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.encoder import add_encoder_commands
 from pipeline.labelstudio import add_ls_commands
 from pipeline.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
+
+if TYPE_CHECKING:
+    from pipeline.extract import Extractor
 
 
 def _add_schema_arg(p: argparse.ArgumentParser) -> None:
@@ -120,14 +124,13 @@ def _collect_inputs(inputs: list[str]) -> list[Path]:
     return list(found)
 
 
-def load_extractor(model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16"):  # noqa: ANN201
-    from pipeline.extract import ModelExtractor, RulesExtractor
+def load_extractor(model: str, **options: object) -> Extractor:
+    from pipeline.extract import load_extractor as load
 
-    if model == "rules":
-        return RulesExtractor()
-    if not Path(model).is_dir():
-        raise SystemExit(f"planie: model {model!r} is neither 'rules' nor a model folder")
-    return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision)
+    try:
+        return load(model, **options)
+    except ValueError as exc:
+        raise SystemExit(f"planie: {exc}") from exc
 
 
 def cmd_train_ner(args: argparse.Namespace) -> int:

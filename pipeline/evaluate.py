@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.annotations import AnnotatedDoc, Span
+from pipeline.annotations import AnnotatedDoc, Relation, Span
+
+if TYPE_CHECKING:
+    from pipeline.extract import Extractor
+    from pipeline.schema import Schema
 
 SpanKey = tuple[int, int, str]
 
@@ -234,9 +240,8 @@ class Report:
         out.update({f"variant:{k}": v.metrics for k, v in self.variants.items()})
         return out
 
-    def write(self, out_dir, training_log: list[dict] | None = None) -> None:  # noqa: ANN001
+    def write(self, out_dir: str | Path, training_log: list[dict] | None = None) -> None:
         import json
-        from pathlib import Path
 
         from pipeline.annotations import write_atomic
 
@@ -251,7 +256,7 @@ class Report:
 def evaluation_report(
     gold: Sequence[AnnotatedDoc],
     pred: Sequence[AnnotatedDoc],
-    schema,  # noqa: ANN001 - pipeline.schema.Schema
+    schema: Schema,
     title: str,
     pred_given_gold: Sequence[AnnotatedDoc] | None = None,
 ) -> Report:
@@ -271,7 +276,9 @@ def evaluation_report(
     return Report(title, metrics, errors)
 
 
-def seqeval_scores(gold: Sequence[AnnotatedDoc], pred: Sequence[AnnotatedDoc], tokenizer_pieces) -> dict:  # noqa: ANN001
+def seqeval_scores(
+    gold: Sequence[AnnotatedDoc], pred: Sequence[AnnotatedDoc], tokenizer_pieces: Callable[[str], list]
+) -> dict:
     """seqeval IOB2 scores over the model's pieces (gold and prediction tagged on the same pieces)."""
     from seqeval.metrics import classification_report
 
@@ -293,7 +300,7 @@ def seqeval_scores(gold: Sequence[AnnotatedDoc], pred: Sequence[AnnotatedDoc], t
     return out
 
 
-def plot_label_f1(report: Report, path) -> None:  # noqa: ANN001
+def plot_label_f1(report: Report, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -319,7 +326,7 @@ def plot_label_f1(report: Report, path) -> None:  # noqa: ANN001
     plt.close(fig)
 
 
-def plot_training_curve(log_history: list[dict], path) -> None:  # noqa: ANN001
+def plot_training_curve(log_history: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -360,9 +367,9 @@ def traditional_twin(doc: AnnotatedDoc) -> AnnotatedDoc:
 
 def evaluate_extractor(
     gold: Sequence[AnnotatedDoc],
-    extractor,
-    schema,
-    title: str,  # noqa: ANN001
+    extractor: Extractor,
+    schema: Schema,
+    title: str,
     traditional: bool = False,
     with_baseline: bool = True,
 ) -> Report:
@@ -372,7 +379,7 @@ def evaluate_extractor(
     from pipeline.extract import RulesExtractor, extract_documents
     from pipeline.relations import link_rules
 
-    def run(ex, docs: Sequence[AnnotatedDoc], name: str) -> Report:  # noqa: ANN001
+    def run(ex: Extractor, docs: Sequence[AnnotatedDoc], name: str) -> Report:
         pred = extract_documents([Document(d.doc_id, d.source, d.text, "utf-8") for d in docs], ex)
         given_gold = [replace_relations(d, link_rules(d.text, d.spans)) for d in docs]
         report = evaluation_report(docs, pred, schema, name, pred_given_gold=given_gold)
@@ -389,7 +396,7 @@ def evaluate_extractor(
     return report
 
 
-def replace_relations(doc: AnnotatedDoc, relations) -> AnnotatedDoc:  # noqa: ANN001
+def replace_relations(doc: AnnotatedDoc, relations: Iterable[Relation]) -> AnnotatedDoc:
     from dataclasses import replace
 
     return replace(doc, relations=tuple(relations))

@@ -74,6 +74,15 @@ class ModelExtractor:
         return [(spans, link_rules(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
 
 
+def load_extractor(model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16") -> Extractor:
+    """'rules' or a trained model folder; a clear ValueError for anything else."""
+    if model == "rules":
+        return RulesExtractor()
+    if not Path(model).is_dir():
+        raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
+    return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision)
+
+
 def _sentence_of(index: SentenceIndex, text: str, s: Span) -> str:
     i = index.of(s.start)
     return index.sentences[i].text if i >= 0 else text[s.start : s.end]

@@ -675,14 +675,13 @@ def documents_index(dirs: Sequence[str | Path]) -> dict[str, Path]:
 # -------------------------------------------------------------------------------------- predictions
 
 
-def load_extractor(model: str):  # noqa: ANN201 - an Extractor
-    from pipeline.extract import ModelExtractor, RulesExtractor
+def load_extractor(model: str) -> Any:
+    from pipeline.extract import load_extractor as load
 
-    if model == "rules":
-        return RulesExtractor()
-    if not Path(model).is_dir():
-        raise LabelStudioError(f"model {model!r} is neither 'rules' nor a model folder")
-    return ModelExtractor(Path(model))
+    try:
+        return load(model)
+    except ValueError as exc:
+        raise LabelStudioError(str(exc)) from exc
 
 
 def model_version(extractor: Any) -> str:
