@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.documents import collect_documents, documents_index
 from pipeline.encoder import add_encoder_commands
 from pipeline.labelstudio import add_ls_commands
 from pipeline.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
@@ -32,15 +33,11 @@ def _expand_json(paths: list[str]) -> list[Path]:
     return files
 
 
-def _documents_index(dirs: list[str]) -> dict[str, Path]:
-    return {f.stem: f for d in dirs for f in sorted(Path(d).rglob("*.txt"))}
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.validate import validate_export
 
     schema = load_schema(args.schema)
-    documents = _documents_index(args.docs) if args.docs else None
+    documents = documents_index(args.docs) if args.docs else None
     files = _expand_json(args.files)
     total = 0
     for f in files:
@@ -108,22 +105,6 @@ def cmd_markup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (recursive) and globs, in a stable order, without duplicates."""
-    import glob
-
-    suffixes = {".txt", ".docx", ".html", ".htm"}
-    found: dict[Path, None] = {}
-    for item in inputs:
-        matches = [Path(m) for m in sorted(glob.glob(item, recursive=True))] or [Path(item)]
-        for path in matches:
-            if path.is_dir():
-                found.update((f, None) for f in sorted(path.rglob("*")) if f.suffix.lower() in suffixes and f.is_file())
-            else:
-                found[path] = None
-    return list(found)
-
-
 def load_extractor(model: str, **options: object) -> Extractor:
     from pipeline.extract import load_extractor as load
 
@@ -160,7 +141,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "planie-ner"
 def cmd_extract(args: argparse.Namespace) -> int:
     from pipeline.extract import run_extraction
 
-    paths = _collect_inputs(args.inputs)
+    paths = collect_documents(args.inputs)
     if not paths:
         print("planie extract: no input documents found", file=sys.stderr)
         return 1

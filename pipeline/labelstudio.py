@@ -16,7 +16,6 @@ offsets. Offsets are Unicode code points (Python ``str`` indices) on both sides.
 from __future__ import annotations
 
 import argparse
-import glob
 import http.cookiejar
 import json
 import os
@@ -49,7 +48,15 @@ from pipeline.annotations import (
     result_items,
     write_export,
 )
-from pipeline.documents import Document, DocumentError, Segment, first_difference, read_document
+from pipeline.documents import (
+    Document,
+    DocumentError,
+    Segment,
+    collect_documents,
+    documents_index,
+    first_difference,
+    read_document,
+)
 from pipeline.schema import DEFAULT_SCHEMA_PATH, Schema, label_studio_config, load_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -647,29 +654,6 @@ def start_server(
 
 
 # ---------------------------------------------------------------------------------------- documents
-
-
-def collect_documents(inputs: Sequence[str]) -> list[Path]:
-    """.txt files from files, folders (recursive) and globs, in a stable order, without duplicates."""
-    found: dict[Path, None] = {}
-    for item in inputs:
-        matches = [Path(m) for m in sorted(glob.glob(item, recursive=True))] or [Path(item)]
-        for path in matches:
-            if path.is_dir():
-                found.update((f, None) for f in sorted(path.rglob("*.txt")) if f.is_file())
-            else:
-                found[path] = None
-    return list(found)
-
-
-def documents_index(dirs: Sequence[str | Path]) -> dict[str, Path]:
-    """doc_id (file stem) → path for every .txt under the folders."""
-    index: dict[str, Path] = {}
-    for d in dirs:
-        d = Path(d)
-        for f in [d] if d.is_file() else sorted(d.rglob("*.txt")):
-            index.setdefault(f.stem, f)
-    return index
 
 
 # -------------------------------------------------------------------------------------- predictions
@@ -1434,7 +1418,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     paths = collect_documents(args.docs)
     if not paths:
-        return _fail("push", LabelStudioError("no .txt documents found in the inputs"))
+        return _fail("push", LabelStudioError("no documents found in the inputs"))
     documents, failed = [], 0
     for path in paths:
         try:
