@@ -185,12 +185,15 @@ def _csv(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
 def write_tables_and_views(out_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, Path]:
     from pipeline.views import write_views
 
-    docs = [doc_from_record(r) for r in records]
     paths = {name: out_dir / name for name in ("targets.csv", "tasks.csv")}
-    target_rows = [{"doc_id": d.doc_id, **asdict(t)} for d in docs for t in build_targets(d)]
-    task_rows = [
-        {"doc_id": d.doc_id, **{**asdict(t), "agencies": "、".join(t.agencies)}} for d in docs for t in build_tasks(d)
-    ]
+    target_rows, task_rows = [], []
+    for record in records:
+        doc = doc_from_record(record)
+        index = SentenceIndex(doc.text)  # one per document, shared by both tables
+        target_rows += [{"doc_id": doc.doc_id, **asdict(t)} for t in build_targets(doc, index)]
+        task_rows += [
+            {"doc_id": doc.doc_id, **asdict(t), "agencies": "、".join(t.agencies)} for t in build_tasks(doc, index)
+        ]
     write_atomic(paths["targets.csv"], _csv(target_rows, ["doc_id", *Target.__dataclass_fields__]))
     write_atomic(paths["tasks.csv"], _csv(task_rows, ["doc_id", *Task.__dataclass_fields__]))
     paths.update(write_views(out_dir, list(records)))
