@@ -11,7 +11,7 @@ import json
 import logging
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,9 @@ class NerConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     lr_scheduler: str = "linear"
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # softmax loss only; ignored with crf
     dropout: float = 0.1
+    crf: bool = False  # a linear-chain CRF (pytorch-crf) over the token logits, Viterbi-decoded
     freeze_embeddings: bool = True
     bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
     num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
@@ -148,17 +149,17 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _seqeval_metrics(id2label: dict[int, str]):  # noqa: ANN202
+def _seqeval_metrics(id2label: dict[int, str], decoder: Callable[[], Decoder]):  # noqa: ANN202
     from seqeval.metrics import f1_score, precision_score, recall_score
 
     def compute(pred) -> dict[str, float]:  # noqa: ANN001
         logits, gold = pred
-        preds = logits.argmax(-1)
+        decode = decoder()  # built at each evaluation: a CRF's transitions change while training
         y_true, y_pred = [], []
-        for p_row, g_row in zip(preds, gold, strict=True):
-            keep = [(id2label[int(p)], id2label[int(g)]) for p, g in zip(p_row, g_row, strict=True) if g != -100]
-            y_pred.append([p for p, _ in keep])
-            y_true.append([g for _, g in keep])
+        for l_row, g_row in zip(logits, gold, strict=True):
+            keep = g_row != -100
+            y_pred.append([id2label[int(p)] for p in decode(l_row[keep])])
+            y_true.append([id2label[int(g)] for g in g_row[keep]])
         return {
             "precision": precision_score(y_true, y_pred, zero_division=0),
             "recall": recall_score(y_true, y_pred, zero_division=0),
@@ -166,6 +167,87 @@ def _seqeval_metrics(id2label: dict[int, str]):  # noqa: ANN202
         }
 
     return compute
+
+
+class Decoder:
+    """The best label sequence of one paragraph from its emission scores [pieces, labels]: Viterbi
+    over the CRF's transition scores (zeros for a softmax model) under the BIO constraint that
+    ``I-X`` only follows ``B-X`` or ``I-X``."""
+
+    FORBIDDEN = -1.0e4
+
+    def __init__(self, labels: Sequence[str], crf: dict[str, Any] | None = None) -> None:
+        import numpy as np
+
+        n = len(labels)
+
+        def weights(name: str, shape: tuple[int, ...]) -> Any:
+            return np.asarray(crf[name], dtype=np.float32) if crf else np.zeros(shape, dtype=np.float32)
+
+        def may_follow(prev: str, cur: str) -> bool:
+            return not cur.startswith("I-") or prev in (f"B-{cur[2:]}", cur)
+
+        allowed = np.array([[may_follow(a, b) for b in labels] for a in labels])
+        can_start = np.array([not lab.startswith("I-") for lab in labels])
+        self.transitions = weights("crf.transitions", (n, n)) + np.where(allowed, 0, self.FORBIDDEN)
+        self.start = weights("crf.start_transitions", (n,)) + np.where(can_start, 0, self.FORBIDDEN)
+        self.end = weights("crf.end_transitions", (n,))
+
+    def __call__(self, emissions: Any) -> list[int]:
+        import numpy as np
+
+        if len(emissions) == 0:
+            return []
+        score = self.start + emissions[0]
+        back = np.zeros(emissions.shape, dtype=np.int64)
+        for t in range(1, len(emissions)):
+            candidates = score[:, None] + self.transitions  # [previous label, current label]
+            back[t] = candidates.argmax(0)
+            score = candidates.max(0) + emissions[t]
+        path = [int((score + self.end).argmax())]
+        for t in range(len(emissions) - 1, 0, -1):
+            path.append(int(back[t, path[-1]]))
+        return path[::-1]
+
+
+def attach_crf(model: Any, num_labels: int, weights: dict[str, Any] | None = None) -> None:
+    """Give a token-classification model a ``crf`` submodule (saved with it as ``crf.*`` tensors)."""
+    import torch
+    from torchcrf import CRF
+
+    model.crf = CRF(num_labels, batch_first=True)
+    if weights:
+        model.crf.load_state_dict({k.removeprefix("crf."): torch.as_tensor(v).float() for k, v in weights.items()})
+
+
+def crf_weights(model_dir: Path) -> dict[str, Any] | None:
+    """The ``crf.*`` tensors saved with a model (numpy arrays), or None for a softmax model."""
+    from safetensors.numpy import load_file
+
+    weights = {}
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        weights.update({k: v for k, v in load_file(str(f)).items() if k.startswith("crf.")})
+    return weights or None
+
+
+def crf_loss(crf: Any, logits: Any, labels: Any) -> Any:
+    """Mean negative log-likelihood of the gold label paths ([CLS], [SEP] and padding masked out)."""
+    tags = labels[:, 1:]
+    mask = tags != -100
+    return -crf(logits[:, 1:].float(), tags.clamp(min=0), mask, reduction="mean")
+
+
+def _crf_trainer_class() -> type:
+    from transformers import Trainer
+
+    class CrfTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN202
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = crf_loss(model.crf, outputs.logits, labels)
+            return (loss, outputs) if return_outputs else loss
+
+    return CrfTrainer
 
 
 def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
@@ -213,6 +295,8 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         keep_lower_layers(model, cfg.num_layers)
     if cfg.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    if cfg.crf:
+        attach_crf(model, len(labels))
 
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -240,13 +324,14 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
-    trainer = Trainer(
+    trainer_class = _crf_trainer_class() if cfg.crf else Trainer
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=to_hf_dataset(train_w, tok, label2id),
         eval_dataset=to_hf_dataset(dev_w, tok, label2id),
         data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=_seqeval_metrics(id2label),
+        compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, _module_weights(model))),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
     started = time.time()
@@ -261,6 +346,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         "labels": labels,
         "max_length": cfg.max_length,
         "stride": cfg.stride,
+        "crf": cfg.crf,
         "base": cfg.base,
         "train_docs": [d.doc_id for d in splits.train],
         "test_docs": [d.doc_id for d in splits.test],
@@ -277,6 +363,11 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     }
     write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
     return model_dir
+
+
+def _module_weights(model: Any) -> dict[str, Any] | None:
+    crf = getattr(model, "crf", None)
+    return None if crf is None else {f"crf.{k}": v.detach().float().cpu().numpy() for k, v in crf.state_dict().items()}
 
 
 def keep_lower_layers(model, n: int) -> None:  # noqa: ANN001
@@ -349,6 +440,7 @@ class NerModel:
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
         self.precision = precision  # bf16: autocast for the matmuls (weights stay fp32)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], crf_weights(self.model_dir))
         self._torch = torch
 
     @property
@@ -373,11 +465,15 @@ class NerModel:
         probs = self._run(jobs, [(ti, pieces) for ti, _, pieces in paras])
         return [ParagraphProbs(ti, para, pieces, p) for (ti, para, pieces), p in zip(paras, probs, strict=True)]
 
-    def predict(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Character spans per text (argmax label per piece, BIO-decoded, then tidy_spans)."""
+    def predict(self, texts: Sequence[str], viterbi: bool = True) -> list[list[Span]]:
+        """Character spans per text: label sequence per paragraph (BIO-constrained Viterbi, with the
+        CRF's transitions if the model has one; ``viterbi=False``: argmax per piece), then tidy_spans."""
+        import numpy as np
+
         results: list[list[Span]] = [[] for _ in texts]
         for para in self.paragraph_probabilities(texts):
-            labels = [self.id2label[int(i)] for i in para.probs.argmax(-1)]
+            best = self.decoder(np.log(para.probs + 1e-12)) if viterbi else para.probs.argmax(-1)
+            labels = [self.id2label[int(i)] for i in best]
             scores = [float(s) for s in para.probs.max(-1)]
             results[para.text_index].extend(decode_spans(texts[para.text_index], para.pieces, labels, scores))
         for ti, spans in enumerate(results):
@@ -513,6 +609,9 @@ def export_model(src: Path, dst: Path, fp16: bool = True) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     try:
         model = AutoModelForTokenClassification.from_pretrained(str(src))
+        weights = crf_weights(Path(src))
+        if weights:
+            attach_crf(model, model.config.num_labels, weights)
         if fp16:
             model = model.half()
         model.save_pretrained(str(tmp))

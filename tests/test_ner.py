@@ -98,8 +98,9 @@ def _repeat(spans, n):
     )
 
 
-def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny, tmp_path):
-    from pipeline.ner import NerConfig, NerModel, train_ner
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny, tmp_path, crf):
+    from pipeline.ner import NerConfig, NerModel, crf_weights, train_ner
 
     base, _ = tiny
     _write_gold(tmp_path / "gold", ["a", "b", "c"])
@@ -117,6 +118,7 @@ def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny
         warmup_ratio=0.0,
         freeze_embeddings=False,
         early_stopping_patience=100,
+        crf=crf,
     )
     model_dir = train_ner(cfg)
     run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
@@ -124,6 +126,11 @@ def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny
     assert losses[-1] < losses[0] * 0.7
     assert run["git_commit"] and run["data"]
     model = NerModel(model_dir)
+    weights = crf_weights(model_dir)
+    assert (weights is not None) == crf
+    if crf:  # the trained transitions are the decoder's (plus the BIO constraint)
+        assert float(abs(weights["crf.transitions"]).sum()) > 0
+        assert model.decoder.transitions[0, 0] == pytest.approx(float(weights["crf.transitions"][0, 0]))  # O→O
     # the paragraph is longer than one window: predictions come from several merged windows
     (spans,) = model.predict([TEXT])
     assert all(TEXT[s.start : s.end] == s.text for s in spans)
@@ -138,8 +145,28 @@ def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny
     shipped = export_model(model_dir, tmp_path / "shipped")
     with safe_open(str(shipped / "model.safetensors"), "pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    assert (crf_weights(shipped) is not None) == crf
     (shipped_spans,) = NerModel(shipped).predict([TEXT])
     assert [(s.start, s.end, s.label) for s in shipped_spans] == [(s.start, s.end, s.label) for s in spans]
+
+
+def test_viterbi_decoder_obeys_bio_and_uses_transitions():
+    import numpy as np
+
+    from pipeline.ner import Decoder
+
+    labels = ["O", "B-VALUE", "I-VALUE", "B-DEADLINE", "I-DEADLINE"]
+    # per-piece argmax would be I-VALUE, I-VALUE (an orphan I-) then I-DEADLINE after I-VALUE
+    emissions = np.log(np.array([[0.3, 0.2, 0.5, 0, 0], [0.1, 0.1, 0.8, 0, 0], [0.25, 0, 0, 0.35, 0.4]]) + 1e-12)
+    assert [labels[i] for i in Decoder(labels)(emissions)] == ["B-VALUE", "I-VALUE", "B-DEADLINE"]
+    n = len(labels)
+    crf = {
+        "crf.transitions": np.zeros((n, n)),
+        "crf.start_transitions": np.array([5.0, 0, 0, 0, 0]),  # a strong prior for starting with O
+        "crf.end_transitions": np.zeros(n),
+    }
+    assert [labels[i] for i in Decoder(labels, crf)(emissions)][0] == "O"
+    assert Decoder(labels)(np.zeros((0, n))) == []
 
 
 def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
