@@ -11,7 +11,7 @@ import json
 import logging
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -447,23 +447,42 @@ class NerModel:
     def name(self) -> str:
         return f"{self.model_dir.name}:{self.meta.get('base', '?')}"
 
+    chunk_pieces = 16384  # pieces per streamed chunk of paragraphs (about 2 MB of probabilities)
+
     def paragraph_probabilities(self, texts: Sequence[str]) -> list[ParagraphProbs]:
         """Label probabilities per piece for every non-empty paragraph of every text. Overlapping
         windows are merged by taking, for each piece, the window in which it lies farthest from an edge."""
+        return list(self.iter_paragraph_probabilities(texts))
+
+    def iter_paragraph_probabilities(self, texts: Sequence[str]) -> Iterator[ParagraphProbs]:
+        """As paragraph_probabilities, streamed: paragraphs are tokenised and run in chunks of at most
+        ``chunk_pieces`` pieces (a longer paragraph is a chunk of its own), so memory is bounded by the
+        chunk, not by the length of a document, as long as the caller keeps only what it needs."""
         from pipeline.dataset import windows
 
         max_pieces = self.meta["max_length"] - 2
         stride = min(self.meta["stride"], max_pieces)
         paras: list[tuple[int, Segment, list]] = []
-        jobs = []  # (paragraph index, window start, window end)
+        jobs: list[tuple[int, int, int]] = []  # (paragraph index in the chunk, window start, window end)
+        size = 0
+
+        def flush() -> Iterator[ParagraphProbs]:
+            probs = self._run(jobs, [(ti, pieces) for ti, _, pieces in paras])
+            yield from (ParagraphProbs(ti, para, pieces, p) for (ti, para, pieces), p in zip(paras, probs, strict=True))
+
         for ti, text in enumerate(texts):
             for para in paragraphs(text):
                 pieces = self.tok.pieces(text, para.start, para.end)
-                if pieces:
-                    jobs += [(len(paras), a, b) for a, b in windows(pieces, max_pieces, stride)]
-                    paras.append((ti, para, pieces))
-        probs = self._run(jobs, [(ti, pieces) for ti, _, pieces in paras])
-        return [ParagraphProbs(ti, para, pieces, p) for (ti, para, pieces), p in zip(paras, probs, strict=True)]
+                if not pieces:
+                    continue
+                if paras and size + len(pieces) > self.chunk_pieces:
+                    yield from flush()
+                    paras, jobs, size = [], [], 0
+                jobs += [(len(paras), a, b) for a, b in windows(pieces, max_pieces, stride)]
+                paras.append((ti, para, pieces))
+                size += len(pieces)
+        if paras:
+            yield from flush()
 
     def predict(self, texts: Sequence[str], viterbi: bool = True) -> list[list[Span]]:
         """Character spans per text: label sequence per paragraph (BIO-constrained Viterbi, with the
@@ -471,7 +490,7 @@ class NerModel:
         import numpy as np
 
         results: list[list[Span]] = [[] for _ in texts]
-        for para in self.paragraph_probabilities(texts):
+        for para in self.iter_paragraph_probabilities(texts):
             best = self.decoder(np.log(para.probs + 1e-12)) if viterbi else para.probs.argmax(-1)
             labels = [self.id2label[int(i)] for i in best]
             scores = [float(s) for s in para.probs.max(-1)]
