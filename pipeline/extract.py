@@ -8,11 +8,14 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.annotations import AnnotatedDoc, Relation, Span, write_atomic
 from pipeline.documents import Document
 from pipeline.relations import SentenceIndex, link_rules
+
+if TYPE_CHECKING:
+    from pipeline.views import Embed
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,10 @@ def _csv(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
     return buf.getvalue()
 
 
-def write_tables_and_views(out_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, Path]:
+def write_tables_and_views(
+    out_dir: Path, records: Sequence[dict[str, Any]], embed: Embed | None = None, group_threshold: float = 0.9
+) -> dict[str, Path]:
+    """targets.csv, tasks.csv and the views; ``embed``/``group_threshold``: indicator grouping (views)."""
     from pipeline.views import write_views
 
     paths = {name: out_dir / name for name in ("targets.csv", "tasks.csv")}
@@ -196,7 +202,7 @@ def write_tables_and_views(out_dir: Path, records: Sequence[dict[str, Any]]) -> 
         ]
     write_atomic(paths["targets.csv"], _csv(target_rows, ["doc_id", *Target.__dataclass_fields__]))
     write_atomic(paths["tasks.csv"], _csv(task_rows, ["doc_id", *Task.__dataclass_fields__]))
-    paths.update(write_views(out_dir, list(records)))
+    paths.update(write_views(out_dir, list(records), embed=embed, threshold=group_threshold))
     return paths
 
 
@@ -233,6 +239,8 @@ def run_extraction(
     workers: int = 1,
     resume: bool = False,
     progress: bool = True,
+    embed: Embed | None = None,
+    group_threshold: float = 0.9,
 ) -> RunSummary:
     """Read, extract and write in document batches. Records go to a temporary JSONL renamed into
     place at the end, so extractions.jsonl is never half-written; with ``resume`` the documents
@@ -273,6 +281,6 @@ def run_extraction(
             bar.set_postfix(chars_per_s=f"{summary.chars / max(time.perf_counter() - started, 1e-9):,.0f}")
     bar.close()
     write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    summary.outputs = {"extractions.jsonl": jsonl, **write_tables_and_views(out_dir, records)}
+    summary.outputs = {"extractions.jsonl": jsonl, **write_tables_and_views(out_dir, records, embed, group_threshold)}
     summary.seconds = time.perf_counter() - started
     return summary

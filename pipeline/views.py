@@ -523,7 +523,11 @@ def render_summary_html(
 
 
 def write_views(
-    out_dir: Path, records: Sequence[Record], schema: Schema | None = None, embed: Embed | None = None
+    out_dir: Path,
+    records: Sequence[Record],
+    schema: Schema | None = None,
+    embed: Embed | None = None,
+    threshold: float = 0.9,
 ) -> dict[str, Path]:
     """Write html/DOC.html per record, index.html, summary.html and indicators.csv, each atomically.
 
@@ -539,7 +543,7 @@ def write_views(
     for rec, rel in zip(records, doc_paths(records), strict=True):
         paths[rel] = out_dir / rel
         write_atomic(paths[rel], render_document_html(rec, schema))
-    groups = group_indicators(records, embed=embed)
+    groups = group_indicators(records, embed=embed, threshold=threshold)
     outputs = {
         "index.html": render_index_html(records, schema),
         "summary.html": render_summary_html(groups, records, schema),
