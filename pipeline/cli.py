@@ -145,14 +145,56 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not paths:
         print("planie extract: no input documents found", file=sys.stderr)
         return 1
-    extractor = load_extractor(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision)
-    summary = run_extraction(
-        paths, Path(args.out), extractor, workers=args.workers, resume=args.resume, progress=not args.quiet
-    )
+    embed = None
+    if args.group_indicators == "embeddings":
+        embed_model = args.embed_model or (None if args.model == "rules" else args.model)
+        if embed_model is None:
+            print(
+                "planie extract: --group-indicators embeddings needs an encoder: with --model rules, "
+                "give one with --embed-model DIR (e.g. models/planie-ner)",
+                file=sys.stderr,
+            )
+            return 2
+        from pipeline.embeddings import load_embedder
+
+        try:
+            embed = load_embedder(embed_model, device=args.device)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"planie extract: cannot load the embedding model {embed_model}: {exc}") from exc
+    options = {"device": args.device, "batch_size": args.batch_size, "precision": args.precision}
+    grouping = {"embed": embed, "group_threshold": args.group_threshold}
+    if args.ray:
+        try:
+            from pipeline.scale import run_extraction_ray
+
+            summary = run_extraction_ray(
+                paths,
+                Path(args.out),
+                args.model,
+                options=options,
+                address=args.ray,
+                workers=args.ray_workers,
+                resume=args.resume,
+                progress=not args.quiet,
+                **grouping,
+            )
+        except (ImportError, RuntimeError, ValueError) as exc:
+            raise SystemExit(f"planie extract: {exc}") from exc
+    else:
+        extractor = load_extractor(args.model, **options)
+        summary = run_extraction(
+            paths,
+            Path(args.out),
+            extractor,
+            workers=args.workers,
+            resume=args.resume,
+            progress=not args.quiet,
+            **grouping,
+        )
     for error in summary.errors:
         print(f"error: {error}", file=sys.stderr)
     print(
-        f"{summary.extracted - len(summary.errors)} document(s) extracted ({summary.chars:,} characters, "
+        f"{summary.extracted} document(s) extracted ({summary.chars:,} characters, "
         f"{summary.chars / max(summary.seconds, 1e-9):,.0f} chars/s), {summary.skipped} skipped (--resume), "
         f"{len(summary.errors)} failed. Outputs:"
     )
@@ -269,6 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
     p.add_argument("--resume", action="store_true", help="keep documents already in OUT/extractions.jsonl")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--group-indicators",
+        choices=["strings", "embeddings"],
+        default="strings",
+        help="indicator grouping in summary.html/indicators.csv: the string rules (default), or these plus "
+        "a merge of groups whose mean-pooled encoder embeddings have cosine >= --group-threshold",
+    )
+    p.add_argument("--group-threshold", type=float, default=0.9, help="cosine to merge groups (default: %(default)s)")
+    p.add_argument("--embed-model", help="model folder whose encoder embeds indicator names (default: --model)")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run on Ray Data (pip install -e '.[scale]'): 'local' starts a local instance, else ray.init(ADDRESS)",
+    )
+    p.add_argument("--ray-workers", type=int, default=2, help="Ray actors, each loading the model once (default: 2)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("train-ner", help="train the NER model (one YAML config reproduces a run)")

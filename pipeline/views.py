@@ -197,6 +197,7 @@ def _merge_by_embedding(
     vecs = np.asarray(embed([g.key for g in groups]), dtype=np.float64)
     if vecs.ndim != 2 or vecs.shape[0] != len(groups):
         raise ValueError(f"embed returned shape {vecs.shape} for {len(groups)} names; expected ({len(groups)}, dim)")
+    vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)  # dot products are cosines
     leaders: list[int] = []
     members: dict[int, list[int]] = {}
     for i in range(len(groups)):
