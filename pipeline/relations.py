@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from pipeline.annotations import Relation, Span
+from pipeline.annotations import AnnotatedDoc, Relation, Span
 from pipeline.documents import (
     Segment,
     TaskItem,
@@ -148,3 +149,141 @@ def link_rules(text: str, spans: Sequence[Span], inherit: bool = True) -> list[R
     spans = sorted(spans, key=lambda s: s.start)
     index = SentenceIndex(text)
     return link_values(spans, index) + link_deadlines(text, spans, index, inherit) + link_responsibility(text, spans)
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidate pairs for the learned linkers: every (head, tail) the schema allows inside its window.
+
+RELATION_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "value_of": ("VALUE", ("INDICATOR",)),
+    "deadline_of": ("DEADLINE", ("VALUE", "ACTION")),
+    "responsible_for": ("AGENCY", ("ACTION",)),
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A (head, tail) pair a relation may hold between; ``label`` is the only relation type allowed."""
+
+    head: Span
+    tail: Span
+    label: str
+    window: tuple[int, int]  # the schema window the pair was found in (character offsets)
+
+
+def _value_candidates(spans: Sequence[Span], index: SentenceIndex) -> list[Candidate]:
+    """value_of: VALUE and INDICATOR in the same sentence."""
+    by_sentence: dict[int, list[Span]] = {}
+    for s in spans:
+        if s.label in ("VALUE", "INDICATOR"):
+            by_sentence.setdefault(index.of(s.start), []).append(s)
+    out: list[Candidate] = []
+    for i, group in by_sentence.items():
+        window = _sentence_window(index, i, group)
+        out += [
+            Candidate(v, t, "value_of", window)
+            for v in group
+            if v.label == "VALUE"
+            for t in group
+            if t.label == "INDICATOR"
+        ]
+    return out
+
+
+def _sentence_window(index: SentenceIndex, i: int, group: Sequence[Span]) -> tuple[int, int]:
+    if i >= 0:
+        return index.sentences[i].start, index.sentences[i].end
+    return min(s.start for s in group), max(s.end for s in group)
+
+
+def _deadline_candidates(
+    spans: Sequence[Span], index: SentenceIndex, headings: Sequence[int], inherit: bool
+) -> list[Candidate]:
+    """deadline_of: VALUEs and ACTIONs in the deadline's own sentence; with ``inherit`` also the
+    VALUEs in the rest of its scope (to the next DEADLINE or heading line)."""
+    out: list[Candidate] = []
+    for d in (s for s in spans if s.label == "DEADLINE"):
+        lo, hi = deadline_scope(d, spans, headings)
+        sent = index.of(d.start)
+        window = _sentence_window(index, sent, [d])
+        for s in spans:
+            same = index.of(s.start) == sent
+            if s.label == "VALUE" and (same or (inherit and lo <= s.start < hi)):
+                out.append(Candidate(d, s, "deadline_of", window if same else (min(d.start, s.start), hi)))
+            elif s.label == "ACTION" and same:
+                out.append(Candidate(d, s, "deadline_of", window))
+    return out
+
+
+def _responsibility_candidates(text: str, spans: Sequence[Span]) -> list[Candidate]:
+    """responsible_for: AGENCY and ACTION in the same task item (paragraph + assignment lines)."""
+    out: list[Candidate] = []
+    for item in task_items(text):
+        inside = [s for s in spans if item.start <= s.start < item.end]
+        out += [
+            Candidate(a, x, "responsible_for", (item.start, item.end))
+            for a in inside
+            if a.label == "AGENCY"
+            for x in inside
+            if x.label == "ACTION"
+        ]
+    return out
+
+
+def candidate_pairs(text: str, spans: Sequence[Span], inherit: bool = False) -> list[Candidate]:
+    """All schema-allowed (head, tail) pairs inside their window: value_of within a sentence,
+    deadline_of within the deadline's sentence (``inherit``: its whole scope, see deadline_scope),
+    responsible_for within a task item. The learned linkers score the pairs without ``inherit``;
+    deadlines reach later sentences through the separate rule step ``inherit_deadlines``."""
+    text = to_simplified(text)
+    spans = sorted(spans, key=lambda s: (s.start, s.end))
+    index = SentenceIndex(text)
+    headings = heading_starts(text)
+    return (
+        _value_candidates(spans, index)
+        + _deadline_candidates(spans, index, headings, inherit)
+        + _responsibility_candidates(text, spans)
+    )
+
+
+def candidate_recall(docs: Sequence[AnnotatedDoc], inherit: bool = False) -> dict[str, dict[str, int | float]]:
+    """Per relation label (and micro): gold relations, how many are candidates, the share, and the
+    number of candidates (the classifier's workload) — on gold entities."""
+    stats = {lab: {"gold": 0, "covered": 0, "candidates": 0} for lab in (*RELATION_TYPES, "micro")}
+    for doc in docs:
+        by_id = doc.span_by_id()
+        cands = {(c.head.id, c.tail.id, c.label) for c in candidate_pairs(doc.text, doc.spans, inherit)}
+        for lab in RELATION_TYPES:
+            n = sum(1 for c in cands if c[2] == lab)
+            stats[lab]["candidates"] += n
+            stats["micro"]["candidates"] += n
+        for r in doc.relations:
+            if r.head in by_id and r.tail in by_id and r.label in RELATION_TYPES:
+                hit = int((r.head, r.tail, r.label) in cands)
+                for key in (r.label, "micro"):
+                    stats[key]["gold"] += 1
+                    stats[key]["covered"] += hit
+    for row in stats.values():
+        row["recall"] = round(row["covered"] / row["gold"], 4) if row["gold"] else 0.0
+    return stats
+
+
+def inherit_deadlines(text: str, spans: Sequence[Span], relations: Sequence[Relation]) -> list[Relation]:
+    """The inheritance rule step, applied after any linker: a VALUE without a deadline_of gets the
+    DEADLINE whose scope it lies in (the nearest DEADLINE before it, up to the next DEADLINE or
+    heading line; a deadline in a heading such as 到2015年，具体目标： covers the targets under it)."""
+    text = to_simplified(text)
+    spans = sorted(spans, key=lambda s: s.start)
+    headings = heading_starts(text)
+    has_deadline = {r.tail for r in relations if r.label == "deadline_of"}
+    out = list(relations)
+    deadlines = [d for d in spans if d.label == "DEADLINE"]
+    for v in spans:
+        if v.label != "VALUE" or v.id in has_deadline:
+            continue
+        before = [d for d in deadlines if d.start < v.start]
+        if before:
+            lo, hi = deadline_scope(before[-1], spans, headings)
+            if lo <= v.start < hi:
+                out.append(Relation(before[-1].id, v.id, "deadline_of"))
+    return out
