@@ -89,3 +89,13 @@ def test_ray_resume_keeps_done_documents(local_ray, corpus, tmp_path) -> None:
 def test_unknown_model_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ValueError, match="neither 'rules' nor a model folder"):
         run_extraction_ray([tmp_path / "a.txt"], tmp_path / "out", str(tmp_path / "missing"))
+
+
+def test_cli_ray_switch(local_ray, corpus, tmp_path, capsys) -> None:
+    from pipeline.cli import main
+
+    args = ["extract", *map(str, corpus), "--model", "rules", "--quiet", "--ray", "local", "--ray-workers", "2"]
+    assert main([*args, "--out", str(tmp_path / "ray")]) == 1  # broken.txt is reported, the rest extracted
+    assert "broken.txt" in capsys.readouterr().err
+    run_extraction(corpus, tmp_path / "single", load_extractor("rules"), progress=False)
+    assert _lines(tmp_path / "ray") == _lines(tmp_path / "single")
