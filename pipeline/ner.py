@@ -230,6 +230,24 @@ def crf_weights(model_dir: Path) -> dict[str, Any] | None:
     return weights or None
 
 
+def load_token_classifier(model_dir: Path) -> Any:
+    """A saved token-classification model, with its CRF layer if it was trained with one."""
+    from transformers import AutoModelForTokenClassification
+    from transformers.utils import logging as hf_logging
+
+    weights = crf_weights(model_dir)
+    verbosity = hf_logging.get_verbosity()
+    if weights:  # the crf.* tensors are "unexpected" to the plain class: attached below, not lost
+        hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if weights:
+        attach_crf(model, model.config.num_labels, weights)
+    return model
+
+
 def crf_loss(crf: Any, logits: Any, labels: Any) -> Any:
     """Mean negative log-likelihood of the gold label paths ([CLS], [SEP] and padding masked out)."""
     tags = labels[:, 1:]
@@ -385,13 +403,18 @@ def _last_checkpoint(folder: Path) -> Path | None:
 
 
 SEPARATE_WHEN_ADJACENT = {"AGENCY"}  # 党中央国务院: two bodies may touch; other labels never do in the gold
+# Scope words that open an indicator's noun phrase (主要农产品…合格率, 全省名优产品…): the schema takes
+# "the whole noun phrase naming the metric"; the model, trained on few of them, tends to start after them.
+INDICATOR_MODIFIERS = ("主要", "重点", "全省", "全市", "全区", "全县", "全国", "城市", "城镇", "农村", "干线")
+CLAUSE_BOUNDARY = set('，,；;。：:、（(）)“”"《》 \t\r\n\u3000')
 
 
 def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     """Schema-aware clean-up of decoded spans:
     1. touching spans of the same label (B after B: 主要|农产品…合格率) are one span, except AGENCY;
     2. one-character INDICATOR or AGENCY fragments are dropped (none in the gold);
-    3. an INDICATOR needs a VALUE in its sentence (the schema's definition)."""
+    3. an INDICATOR needs a VALUE in its sentence (the schema's definition);
+    4. an INDICATOR right after a scope word (INDICATOR_MODIFIERS) that opens its clause includes it."""
     from pipeline.relations import SentenceIndex
 
     merged: list[Span] = []
@@ -405,7 +428,21 @@ def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     merged = [s for s in merged if not (s.label in ("INDICATOR", "AGENCY") and s.end - s.start < 2)]
     index = SentenceIndex(text)
     with_value = {index.of(s.start) for s in merged if s.label == "VALUE"}
-    return [s for s in merged if s.label != "INDICATOR" or index.of(s.start) in with_value]
+    kept = [s for s in merged if s.label != "INDICATOR" or index.of(s.start) in with_value]
+    return [_with_modifier(text, s, kept) if s.label == "INDICATOR" else s for s in kept]
+
+
+def _with_modifier(text: str, span: Span, spans: Sequence[Span]) -> Span:
+    ends = {s.end for s in spans}
+    for word in INDICATOR_MODIFIERS:
+        start = span.start - len(word)
+        if (
+            start >= 0
+            and text[start : span.start] == word
+            and (start == 0 or text[start - 1] in CLAUSE_BOUNDARY or start in ends)
+        ):
+            return Span(span.id, start, span.end, span.label, text[start : span.end], span.score)
+    return span
 
 
 @dataclass(frozen=True)
@@ -423,7 +460,7 @@ class NerModel:
         self, model_dir: str | Path, device: str = "cpu", batch_size: int = 32, precision: str = "bf16"
     ) -> None:
         import torch
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.model_dir = Path(model_dir)
         meta_path = self.model_dir / MODEL_META
@@ -431,7 +468,7 @@ class NerModel:
             raise FileNotFoundError(f"{self.model_dir}: not a planie NER model ({MODEL_META} missing)")
         self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         self.tok = PieceTokenizer(AutoTokenizer.from_pretrained(str(self.model_dir)))
-        self.model = AutoModelForTokenClassification.from_pretrained(str(self.model_dir))
+        self.model = load_token_classifier(self.model_dir)
         self.model.to(device).eval()
         self.model.float()
         self.device = device
@@ -440,7 +477,7 @@ class NerModel:
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
         self.precision = precision  # bf16: autocast for the matmuls (weights stay fp32)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
-        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], crf_weights(self.model_dir))
+        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], _module_weights(self.model))
         self._torch = torch
 
     @property
@@ -621,16 +658,13 @@ def export_model(src: Path, dst: Path, fp16: bool = True) -> Path:
     import shutil
     import tempfile
 
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     try:
-        model = AutoModelForTokenClassification.from_pretrained(str(src))
-        weights = crf_weights(Path(src))
-        if weights:
-            attach_crf(model, model.config.num_labels, weights)
+        model = load_token_classifier(Path(src))
         if fp16:
             model = model.half()
         model.save_pretrained(str(tmp))
