@@ -51,6 +51,7 @@ class NerConfig:
     label_smoothing: float = 0.0  # softmax loss only; ignored with crf
     dropout: float = 0.1
     crf: bool = False  # a linear-chain CRF (pytorch-crf) over the token logits, Viterbi-decoded
+    rule_labels: list[str] = field(default_factory=list)  # labels taken from pipeline.rules at prediction time
     freeze_embeddings: bool = True
     bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
     num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
@@ -365,6 +366,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         "max_length": cfg.max_length,
         "stride": cfg.stride,
         "crf": cfg.crf,
+        "rule_labels": cfg.rule_labels,
         "base": cfg.base,
         "train_docs": [d.doc_id for d in splits.train],
         "test_docs": [d.doc_id for d in splits.test],
@@ -443,6 +445,16 @@ def _with_modifier(text: str, span: Span, spans: Sequence[Span]) -> Span:
         ):
             return Span(span.id, start, span.end, span.label, text[start : span.end], span.score)
     return span
+
+
+def with_rule_spans(spans: Sequence[Span], text: str, labels: set[str]) -> list[Span]:
+    """The model's spans with ``labels`` taken from the rules instead: the model's spans of those
+    labels are dropped, and so is any other model span overlapping a rule span."""
+    from pipeline.rules import rule_spans
+
+    ruled = [r for r in rule_spans(text) if r.label in labels]
+    kept = [s for s in spans if s.label not in labels and not any(r.start < s.end and s.start < r.end for r in ruled)]
+    return sorted([*kept, *ruled], key=lambda s: s.start)
 
 
 @dataclass(frozen=True)
@@ -532,8 +544,11 @@ class NerModel:
             labels = [self.id2label[int(i)] for i in best]
             scores = [float(s) for s in para.probs.max(-1)]
             results[para.text_index].extend(decode_spans(texts[para.text_index], para.pieces, labels, scores))
+        rule_labels = set(self.meta.get("rule_labels", ()))
         for ti, spans in enumerate(results):
             tidy = tidy_spans(texts[ti], spans)
+            if rule_labels:
+                tidy = with_rule_spans(tidy, texts[ti], rule_labels)
             results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(tidy)]
         return results
 

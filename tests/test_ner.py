@@ -169,6 +169,33 @@ def test_viterbi_decoder_obeys_bio_and_uses_transitions():
     assert Decoder(labels)(np.zeros((0, n))) == []
 
 
+def test_rule_labels_replace_the_model_spans_of_that_label():
+    from pipeline.ner import with_rule_spans
+
+    text = "到2015年，主要产品质量抽检合格率达到90%以上。"
+    model = [
+        Span("a", 0, 3, "DEADLINE", text[0:3]),  # a truncated deadline
+        Span("b", 3, 6, "ACTION", text[3:6]),  # overlaps the rules' 到2015年
+        Span("c", 7, 18, "INDICATOR", text[7:18]),
+    ]
+    out = [(s.text, s.label) for s in with_rule_spans(model, text, {"DEADLINE"})]
+    assert out == [("到2015年", "DEADLINE"), ("主要产品质量抽检合格率", "INDICATOR")]
+
+
+def test_an_indicator_after_a_clause_opening_scope_word_includes_it():
+    from pipeline.ner import tidy_spans
+
+    text = "水平提升，主要产品质量抽检合格率达到90%，不含主要成分率达到5%。"
+
+    def sp(piece, label):
+        start = text.index(piece)
+        return Span("x", start, start + len(piece), label, piece)
+
+    spans = [sp("产品质量抽检合格率", "INDICATOR"), sp("90%", "VALUE"), sp("成分率", "INDICATOR"), sp("5%", "VALUE")]
+    out = [s.text for s in tidy_spans(text, spans) if s.label == "INDICATOR"]
+    assert out == ["主要产品质量抽检合格率", "成分率"]  # 不含主要 does not open its clause
+
+
 def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
     from pipeline.ner import tidy_spans
 
