@@ -2,9 +2,11 @@
 the rules baseline, on the seed documents repeated to about 1M characters.
 
     python scripts/bench_extract.py [--chars 1000000] [--model models/planie-ner] [--out scripts/results]
+    python scripts/bench_extract.py --long [--model models/planie-ner] [--out scripts/results]
 
-Each model runs in its own child process (`planie extract`), so peak RSS is that process's own.
-Writes bench_extract.json and bench_extract.md.
+Each run is its own child process (`planie extract`), so peak RSS is that process's own.
+Writes bench_extract.json and bench_extract.md; with ``--long``, one document of 20k and one of 200k
+characters (the seeds joined and cut) through the model, peak RSS of each, to bench_long.json/.md.
 """
 
 from __future__ import annotations
@@ -57,12 +59,57 @@ def run(model: str, corpus: Path, out: Path) -> dict:
     return {"model": model, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
+LONG_SIZES = (20_000, 200_000)
+
+
+def long_document(chars: int) -> str:
+    """The seeds joined by line breaks, repeated and cut to ``chars`` characters (at a line end)."""
+    seeds = "\n".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))
+    text = "\n".join([seeds] * (chars // len(seeds) + 1))[:chars]
+    return text[: text.rfind("\n")] if "\n" in text else text
+
+
+def bench_long(model: str, out: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench_long_"))
+    rows = []
+    try:
+        for chars in LONG_SIZES:
+            doc = tmp / f"long_{chars}" / "long.txt"
+            doc.parent.mkdir()
+            text = long_document(chars)
+            doc.write_text(text, encoding="utf-8")
+            row = {"characters": len(text), "lines": text.count("\n") + 1, **run(model, doc, tmp / f"out_{chars}")}
+            rows.append(row)
+            print(row, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "runs": rows}
+    (out / "bench_long.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        "# planie extract: one long document",
+        "",
+        f"One document (the five seeds joined, repeated and cut), {os.cpu_count()} CPUs. "
+        "Command: `OMP_NUM_THREADS=1 python scripts/bench_extract.py --long`. "
+        "Peak RSS of the whole `planie extract` process.",
+        "",
+        "| model | characters | seconds | peak RSS (MB) |",
+        "|---|---|---|---|",
+        *(f"| {Path(r['model']).name} | {r['characters']:,} | {r['seconds']} | {r['peak_rss_mb']} |" for r in rows),
+    ]
+    (out / "bench_long.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chars", type=int, default=1_000_000)
     parser.add_argument("--model", default=str(REPO / "models" / "planie-ner"))
     parser.add_argument("--out", default=str(REPO / "scripts" / "results"))
+    parser.add_argument("--long", action="store_true", help="peak RSS for one 20k and one 200k character document")
     args = parser.parse_args()
+    if args.long:
+        bench_long(args.model, Path(args.out))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     try:
         corpus = tmp / "corpus"
