@@ -64,26 +64,47 @@ class RulesExtractor:
 
 
 class ModelExtractor:
-    """A trained NER model (pipeline.ner) with the rules linker for relations."""
+    """A trained NER model (pipeline.ner) with the rules linker or a learned relation model
+    (pipeline.relation_model): ``relations`` is 'rules', a relation model folder, or None for
+    MODEL_DIR/relations/ when that folder exists and the rules linker otherwise."""
 
-    def __init__(self, model_dir: Path, device: str = "cpu", batch_size: int = 32, precision: str = "bf16") -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        device: str = "cpu",
+        batch_size: int = 32,
+        precision: str = "bf16",
+        relations: str | Path | None = None,
+    ) -> None:
         from pipeline.ner import NerModel
 
         self.ner = NerModel(model_dir, device=device, batch_size=batch_size, precision=precision)
         self.ner_id = self.ner.name
         self.relations_id = "rules-linker"
+        self.linker = None
+        rel_dir = Path(model_dir) / "relations" if relations is None else relations
+        if rel_dir != "rules" and Path(rel_dir).is_dir():
+            from pipeline.relation_model import RelationModel
+
+            self.linker = RelationModel(rel_dir, batch_size=batch_size)
+            self.relations_id = self.linker.name
+        elif relations is not None and relations != "rules":
+            raise ValueError(f"relations {str(relations)!r} is neither 'rules' nor a relation model folder")
 
     def predict(self, texts: Sequence[str]) -> list[tuple[list[Span], list[Relation]]]:
-        return [(spans, link_rules(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
+        link = self.linker.link if self.linker is not None else link_rules
+        return [(spans, link(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
 
 
-def load_extractor(model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16") -> Extractor:
-    """'rules' or a trained model folder; a clear ValueError for anything else."""
+def load_extractor(
+    model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16", relations: str | None = None
+) -> Extractor:
+    """'rules' or a trained model folder (``relations``: see ModelExtractor); a clear ValueError otherwise."""
     if model == "rules":
         return RulesExtractor()
     if not Path(model).is_dir():
         raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
-    return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision)
+    return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision, relations=relations)
 
 
 def _sentence_of(index: SentenceIndex, text: str, s: Span) -> str:

@@ -130,12 +130,16 @@ class PairFeatures:
     same_sentence: int
     between: int  # spans of the head's label between head and tail (bucketed 0..3)
     tail_rank: int  # spans of the tail's label before the tail in the window (bucketed 0..3)
+    cue: int  # responsible_for: the AGENCY lies in an explicit assignment (牵头/负责/配合…, 责任单位：)
 
     N_DIST = 2 * (len(DIST_EDGES) + 1)
 
 
-def pair_features(c: Candidate, starts: dict[str, list[int]], index: SentenceIndex) -> PairFeatures:
-    """``starts``: sorted span starts per entity label (see label_starts)."""
+def pair_features(
+    c: Candidate, starts: dict[str, list[int]], index: SentenceIndex, regions: Sequence[tuple[int, int]] = ()
+) -> PairFeatures:
+    """``starts``: sorted span starts per entity label (see label_starts); ``regions``: the
+    assignment regions of the text (see assignment_spans)."""
     d = c.tail.start - c.head.start
     dist = _bucket(abs(d), DIST_EDGES) + (len(DIST_EDGES) + 1 if d < 0 else 0)
     lo, hi = sorted((c.head.start, c.tail.start))
@@ -149,7 +153,17 @@ def pair_features(c: Candidate, starts: dict[str, list[int]], index: SentenceInd
         int(index.of(c.head.start) == index.of(c.tail.start)),
         min(between, 3),
         min(rank, 3),
+        int(c.label == "responsible_for" and any(a <= c.head.start and c.head.end <= b for a, b in regions)),
     )
+
+
+def assignment_spans(text: str) -> list[tuple[int, int]]:
+    """Character ranges that assign responsibility, by the rules linker's patterns (a feature here)."""
+    from pipeline.documents import task_items
+    from pipeline.relations import assignment_regions
+
+    simplified = to_simplified(text)
+    return [r for item in task_items(simplified) for r in assignment_regions(simplified, item)]
 
 
 def label_starts(spans: Sequence[Span]) -> dict[str, list[int]]:
@@ -245,6 +259,15 @@ def _encoder(base: str, num_layers: int, dropout: float):  # noqa: ANN202
     return enc
 
 
+def balanced_bce(logits, labels, relation):  # noqa: ANN001, ANN201
+    """Binary cross-entropy averaged per relation label, then over the labels present: the rare
+    value_of / deadline_of pairs weigh as much as the many responsible_for pairs."""
+    import torch
+
+    per = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+    return torch.stack([per[relation == k].mean() for k in relation.unique()]).mean()
+
+
 def build_model(variant: str, encoder, pair_dim: int = 128, dropout: float = 0.1):  # noqa: ANN001, ANN201
     import torch
     from torch import nn
@@ -259,14 +282,14 @@ def build_model(variant: str, encoder, pair_dim: int = 128, dropout: float = 0.1
                 nn.Dropout(dropout), nn.Linear(2 * hidden, pair_dim), nn.GELU(), nn.Linear(pair_dim, 1)
             )
 
-        def forward(self, input_ids, attention_mask, head_pos, tail_pos, labels=None):  # noqa: ANN001, ANN202
+        def forward(self, input_ids, attention_mask, head_pos, tail_pos, relation, labels=None):  # noqa: ANN001, ANN202
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             rows = torch.arange(states.shape[0], device=states.device)
             pair = torch.cat([states[rows, head_pos], states[rows, tail_pos]], -1).float()
             logits = self.head(pair).squeeze(-1)
             out = {"logits": logits}
             if labels is not None:
-                out["loss"] = nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+                out["loss"] = balanced_bce(logits, labels, relation)
             return out
 
     class BiaffinePairScorer(nn.Module):
@@ -282,6 +305,7 @@ def build_model(variant: str, encoder, pair_dim: int = 128, dropout: float = 0.1
             self.same = nn.Embedding(2, n_lab)
             self.between = nn.Embedding(4, n_lab)
             self.rank = nn.Embedding(4, n_lab)
+            self.cue = nn.Embedding(2, n_lab)
 
         def encode(self, input_ids, attention_mask):  # noqa: ANN001, ANN202
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -306,7 +330,7 @@ def build_model(variant: str, encoder, pair_dim: int = 128, dropout: float = 0.1
                         (rows_k,), ((h[rows_k] @ self.bilinear[k].float()) * t[rows_k]).sum(-1).float()
                     )
             rows = torch.arange(len(lab), device=lab.device)
-            for emb, col in ((self.dist, 1), (self.same, 2), (self.between, 3), (self.rank, 4)):
+            for emb, col in ((self.dist, 1), (self.same, 2), (self.between, 3), (self.rank, 4), (self.cue, 5)):
                 score = score + emb(feats[:, col])[rows, lab]
             return score
 
@@ -328,7 +352,7 @@ def build_model(variant: str, encoder, pair_dim: int = 128, dropout: float = 0.1
             logits = self.pair_logits(reps, pair_head, pair_tail, feats)
             out = {"logits": logits}
             if labels is not None:
-                out["loss"] = nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+                out["loss"] = balanced_bce(logits, labels, feats[:, 0])
             return out
 
     return MarkerClassifier() if variant == "marker" else BiaffinePairScorer()
@@ -401,7 +425,8 @@ def biaffine_tensors(
     by_id = {s.id: s for s in spans}
     index = SentenceIndex(text)
     starts = label_starts(spans)
-    feats = [pair_features(c, starts, index) for c in cands]
+    regions = assignment_spans(text) if any(c.label == "responsible_for" for c in cands) else []
+    feats = [pair_features(c, starts, index, regions) for c in cands]
     out = {
         "input_ids": ids,
         "attention_mask": mask,
@@ -411,7 +436,7 @@ def biaffine_tensors(
         "span_type": torch.tensor([ENTITY_LABELS.index(by_id[s].label) for s in used]),
         "pair_head": torch.tensor([row[c.head.id] for c in cands]),
         "pair_tail": torch.tensor([row[c.tail.id] for c in cands]),
-        "feats": torch.tensor([[f.label, f.distance, f.same_sentence, f.between, f.tail_rank] for f in feats]),
+        "feats": torch.tensor([[f.label, f.distance, f.same_sentence, f.between, f.tail_rank, f.cue] for f in feats]),
     }
     if gold is not None:
         out["labels"] = torch.tensor([float((c.head.id, c.tail.id, c.label) in gold) for c in cands])
@@ -462,7 +487,15 @@ def marker_examples(
             if sample and not y and c.label == "responsible_for" and rng.random() > cfg.negative_share:
                 continue
             m = marked_input(doc.text, c, tok, marker_ids, cfg.max_length)
-            rows.append({"input_ids": m.ids, "head_pos": m.head_pos, "tail_pos": m.tail_pos, "labels": float(y)})
+            rows.append(
+                {
+                    "input_ids": m.ids,
+                    "head_pos": m.head_pos,
+                    "tail_pos": m.tail_pos,
+                    "relation": RELATION_LABELS.index(c.label),
+                    "labels": float(y),
+                }
+            )
     return rows
 
 
@@ -496,6 +529,7 @@ def _collate_marker(pad_id: int):  # noqa: ANN202
             "attention_mask": mask,
             "head_pos": torch.tensor([f["head_pos"] for f in features]),
             "tail_pos": torch.tensor([f["tail_pos"] for f in features]),
+            "relation": torch.tensor([f["relation"] for f in features]),
             "labels": torch.tensor([f["labels"] for f in features]),
         }
 
@@ -730,6 +764,7 @@ class RelationModel:
                     "input_ids": inputs[i].ids,
                     "head_pos": inputs[i].head_pos,
                     "tail_pos": inputs[i].tail_pos,
+                    "relation": RELATION_LABELS.index(cands[i].label),
                     "labels": 0.0,
                 }
                 for i in rows
