@@ -431,11 +431,11 @@ def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     index = SentenceIndex(text)
     with_value = {index.of(s.start) for s in merged if s.label == "VALUE"}
     kept = [s for s in merged if s.label != "INDICATOR" or index.of(s.start) in with_value]
-    return [_with_modifier(text, s, kept) if s.label == "INDICATOR" else s for s in kept]
+    ends = {s.end for s in kept}  # once per text: per span it made long documents quadratic
+    return [_with_modifier(text, s, ends) if s.label == "INDICATOR" else s for s in kept]
 
 
-def _with_modifier(text: str, span: Span, spans: Sequence[Span]) -> Span:
-    ends = {s.end for s in spans}
+def _with_modifier(text: str, span: Span, ends: set[int]) -> Span:
     for word in INDICATOR_MODIFIERS:
         start = span.start - len(word)
         if (
