@@ -15,6 +15,7 @@ instance with ``workers`` CPUs and stops it at the end; any other address is pas
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,7 @@ def start_ray(address: str, workers: int) -> bool:
         raise RuntimeError(RAY_EXTRA) from exc
     if ray.is_initialized():
         return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports sent anywhere
     if address == "local":
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     else:

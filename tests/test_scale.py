@@ -23,6 +23,7 @@ from pipeline.scale import run_extraction_ray  # noqa: E402
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray instance with two CPUs for the module (run_extraction_ray reuses it)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
