@@ -640,6 +640,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     meta_extra = {"train_docs": [d.doc_id for d in train_docs], "test_docs": [d.doc_id for d in test_docs]}
     meta = json.loads((model_dir / REL_META).read_text(encoding="utf-8"))
     write_atomic(model_dir / REL_META, json.dumps({**meta, **meta_extra}, ensure_ascii=False, indent=2) + "\n")
+    thresholds = tune_thresholds(model_dir, dev_docs) if dev_docs else {}
     run = {
         "config": asdict(cfg),
         "git_commit": git_commit(),
@@ -648,6 +649,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         "examples": {"train": len(train_set), "dev": len(dev_set)},
         "log_history": trainer.state.log_history,
         "best_dev": trainer.state.best_metric,
+        "thresholds": thresholds,
     }
     write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
     return model_dir
@@ -692,12 +694,13 @@ def save_relation_model(
 # ---------------------------------------------------------------------------------- inference
 
 
-def decode(cands: Sequence[Candidate], probs: Sequence[float], threshold: float) -> list[Relation]:
-    """Pairs above the threshold, with the schema's functional constraints: one deadline per VALUE
-    or ACTION, one VALUE per INDICATOR, one ACTION per AGENCY (the highest-scoring pair wins)."""
+def decode(cands: Sequence[Candidate], probs: Sequence[float], threshold: float | dict[str, float]) -> list[Relation]:
+    """Pairs above the threshold (one number, or one per relation label), with the schema's
+    functional constraints: one deadline per VALUE or ACTION, one VALUE per INDICATOR, one ACTION
+    per AGENCY (the highest-scoring pair wins)."""
     best: dict[tuple[str, str], tuple[float, Candidate]] = {}
     for c, p in zip(cands, probs, strict=True):
-        if p < threshold:
+        if p < (threshold.get(c.label, 0.5) if isinstance(threshold, dict) else threshold):
             continue
         key = (c.label, c.head.id) if c.label == "responsible_for" else (c.label, c.tail.id)
         if key not in best or p > best[key][0]:
@@ -730,7 +733,7 @@ class RelationModel:
         self.model.eval()
         self.batch_size = batch_size
         self.inherit = inherit
-        self.threshold = float(self.meta.get("threshold", 0.5))
+        self.threshold: float | dict[str, float] = self.meta.get("thresholds") or float(self.meta.get("threshold", 0.5))
         self._torch = torch
 
     @property
@@ -797,6 +800,34 @@ class RelationModel:
             logits = self.model.pair_logits(reps, x["pair_head"], x["pair_tail"], x["feats"])
         got = {id(c): p for c, p in zip(scored, torch.sigmoid(logits.float()).tolist(), strict=True)}
         return [got.get(id(c), 0.0) for c in cands]
+
+
+THRESHOLD_GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def tune_thresholds(model_dir: Path, dev_docs: Sequence[AnnotatedDoc]) -> dict[str, float]:
+    """Per relation label, the threshold with the best strict F1 (after decoding) on the dev
+    blocks; stored in the model's planie-rel.json (``thresholds``) and used by RelationModel."""
+    model = RelationModel(model_dir, inherit=False)
+    scored = [(d, *model.probabilities(d.text, d.spans)) for d in dev_docs]
+    chosen: dict[str, float] = {}
+    for lab in RELATION_LABELS:
+        gold = {(d.doc_id, r.head, r.tail) for d in dev_docs for r in d.relations if r.label == lab}
+
+        def f1(t: float, lab: str = lab, gold: set = gold) -> float:
+            pred = {
+                (d.doc_id, r.head, r.tail)
+                for d, cands, probs in scored
+                for r in decode(cands, probs, t)
+                if r.label == lab
+            }
+            tp = len(pred & gold)
+            return 2 * tp / (len(pred) + len(gold)) if pred or gold else 0.0
+
+        chosen[lab] = max(THRESHOLD_GRID, key=lambda t: (f1(t), -abs(t - 0.5))) if gold else 0.5
+    meta = json.loads((model_dir / REL_META).read_text(encoding="utf-8"))
+    write_atomic(model_dir / REL_META, json.dumps({**meta, "thresholds": chosen}, ensure_ascii=False, indent=2) + "\n")
+    return chosen
 
 
 def export_relation_model(src: Path, dst: Path) -> Path:
