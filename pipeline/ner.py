@@ -686,6 +686,8 @@ def export_model(src: Path, dst: Path, fp16: bool = True) -> Path:
         AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(tmp))
         shutil.copy2(Path(src) / MODEL_META, tmp / MODEL_META)
         tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         if dst.exists():
             shutil.rmtree(dst)
         tmp.rename(dst)
