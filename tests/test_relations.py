@@ -236,3 +236,40 @@ def test_tiny_relation_models_train_save_and_link(tiny, tmp_path, variant):
     assert len(cands) == len(probs) == len(candidate_pairs(d.text, d.spans)) and all(0 <= p <= 1 for p in probs)
     ids = {s.id for s in d.spans}
     assert all(r.head in ids and r.tail in ids for r in model.link(d.text, d.spans))
+    if variant == "biaffine":
+        _extractor_uses_the_relation_model(base, model_dir, tmp_path, d.text)
+
+
+def _extractor_uses_the_relation_model(base, rel_dir, tmp_path, text):
+    """A (random) tiny NER folder: ModelExtractor links with the relation model given, with
+    MODEL/relations/ when present, and with the rules linker otherwise or on 'rules'."""
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer, BertForTokenClassification
+
+    from pipeline.extract import ModelExtractor, load_extractor
+    from pipeline.schema import load_schema
+
+    labels = load_schema().bio_labels()
+    ner_dir = tmp_path / "ner"
+    model = BertForTokenClassification.from_pretrained(
+        str(base),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={k: i for i, k in enumerate(labels)},
+    )
+    model.save_pretrained(str(ner_dir))
+    AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(ner_dir))
+    (ner_dir / "planie.json").write_text(json.dumps({"labels": labels, "max_length": 32, "stride": 24}))
+    assert ModelExtractor(ner_dir).relations_id == "rules-linker"
+    learned = load_extractor(str(ner_dir), relations=str(rel_dir))
+    assert learned.relations_id.startswith("biaffine:")
+    ((spans, rels),) = learned.predict([text])
+    ids = {s.id for s in spans}
+    assert all(r.head in ids and r.tail in ids for r in rels)
+    shutil.copytree(rel_dir, ner_dir / "relations")
+    assert ModelExtractor(ner_dir).relations_id.startswith("biaffine:")
+    assert ModelExtractor(ner_dir, relations="rules").relations_id == "rules-linker"
+    with pytest.raises(ValueError, match="neither 'rules' nor a relation model folder"):
+        ModelExtractor(ner_dir, relations=str(tmp_path / "missing"))
