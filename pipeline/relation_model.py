@@ -142,6 +142,8 @@ def pair_features(
     assignment regions of the text (see assignment_spans)."""
     d = c.tail.start - c.head.start
     dist = _bucket(abs(d), DIST_EDGES) + (len(DIST_EDGES) + 1 if d < 0 else 0)
+    if c.label == "responsible_for":  # the schema links to the item's FIRST ACTION wherever it is: rank, not distance
+        dist = 0
     lo, hi = sorted((c.head.start, c.tail.start))
     heads = starts.get(c.head.label, [])
     between = max(0, bisect_left(heads, hi) - bisect_right(heads, lo))
