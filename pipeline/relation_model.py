@@ -831,17 +831,3 @@ def tune_thresholds(model_dir: Path, dev_docs: Sequence[AnnotatedDoc]) -> dict[s
     write_atomic(model_dir / REL_META, json.dumps({**meta, "thresholds": chosen}, ensure_ascii=False, indent=2) + "\n")
     return chosen
 
-
-def export_relation_model(src: Path, dst: Path) -> Path:
-    """Copy a trained relation model with fp16 weights (computed in fp32 at load time)."""
-    import shutil
-
-    dst = Path(dst)
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
-    from safetensors.torch import load_file, save_file
-
-    for f in dst.rglob("*.safetensors"):
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(str(f)).items()}, str(f))
-    return dst
