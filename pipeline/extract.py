@@ -251,6 +251,38 @@ def read_existing(jsonl: Path) -> list[dict[str, Any]]:
     return records
 
 
+def read_or_error(path: str | Path) -> Document | str:
+    """The document, or the reader's error message naming the file (the run goes on without it)."""
+    from pipeline.documents import DocumentError, read_document
+
+    try:
+        return read_document(path)
+    except DocumentError as exc:
+        return str(exc)
+
+
+def start_run(
+    out_dir: Path, paths: Sequence[Path], resume: bool
+) -> tuple[list[dict[str, Any]], RunSummary, list[Path]]:
+    """The records kept from ``out_dir/extractions.jsonl`` (with ``resume``), a summary counting the
+    documents skipped for being there, and the paths still to extract."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = read_existing(out_dir / "extractions.jsonl") if resume else []
+    done = {r["source"] for r in records}
+    summary = RunSummary(skipped=sum(1 for p in paths if str(p) in done))
+    return records, summary, [p for p in paths if str(p) not in done]
+
+
+def finish_run(
+    out_dir: Path, records: Sequence[dict[str, Any]], summary: RunSummary, embed: Embed | None, group_threshold: float
+) -> RunSummary:
+    """Write extractions.jsonl atomically, then the tables and views; record the outputs in the summary."""
+    jsonl = out_dir / "extractions.jsonl"
+    write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    summary.outputs = {"extractions.jsonl": jsonl, **write_tables_and_views(out_dir, records, embed, group_threshold)}
+    return summary
+
+
 def run_extraction(
     paths: Sequence[Path],
     out_dir: Path,
@@ -271,27 +303,13 @@ def run_extraction(
 
     from tqdm import tqdm
 
-    from pipeline.documents import DocumentError, read_document
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jsonl = out_dir / "extractions.jsonl"
-    records = read_existing(jsonl) if resume else []
-    done = {r["source"] for r in records}
-    summary = RunSummary(skipped=sum(1 for p in paths if str(p) in done))
-    todo = [p for p in paths if str(p) not in done]
+    records, summary, todo = start_run(out_dir, paths, resume)
     started = time.perf_counter()
-
-    def read(path: Path) -> Document | str:
-        try:
-            return read_document(path)
-        except DocumentError as exc:
-            return str(exc)
-
     bar = tqdm(total=len(todo), unit="doc", disable=not progress, desc="extract")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for i in range(0, len(todo), batch_docs):
-            batch = list(pool.map(read, todo[i : i + batch_docs]))
+            batch = list(pool.map(read_or_error, todo[i : i + batch_docs]))
             summary.errors += [b for b in batch if isinstance(b, str)]
             documents = [b for b in batch if not isinstance(b, str)]
             for doc in extract_documents(documents, extractor):
@@ -301,7 +319,6 @@ def run_extraction(
             bar.update(len(batch))
             bar.set_postfix(chars_per_s=f"{summary.chars / max(time.perf_counter() - started, 1e-9):,.0f}")
     bar.close()
-    write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    summary.outputs = {"extractions.jsonl": jsonl, **write_tables_and_views(out_dir, records, embed, group_threshold)}
+    finish_run(out_dir, records, summary, embed, group_threshold)
     summary.seconds = time.perf_counter() - started
     return summary

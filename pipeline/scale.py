@@ -26,9 +26,10 @@ from pipeline.extract import (
     RunSummary,
     extract_documents,
     extraction_record,
+    finish_run,
     load_extractor,
-    read_existing,
-    write_tables_and_views,
+    read_or_error,
+    start_run,
 )
 
 if TYPE_CHECKING:
@@ -39,14 +40,9 @@ RAY_EXTRA = 'Ray is not installed: pip install -e ".[scale]" (ray[data])'
 
 def extract_group(paths: Sequence[str], extractor: Extractor) -> tuple[list[dict[str, Any]], list[str]]:
     """One group of documents, as one batch of ``run_extraction``: records and read errors."""
-    from pipeline.documents import DocumentError, read_document
-
-    documents, errors = [], []
-    for path in paths:
-        try:
-            documents.append(read_document(path))
-        except DocumentError as exc:
-            errors.append(str(exc))
+    batch = [read_or_error(path) for path in paths]
+    errors = [b for b in batch if isinstance(b, str)]
+    documents = [b for b in batch if not isinstance(b, str)]
     return [extraction_record(doc, extractor) for doc in extract_documents(documents, extractor)], errors
 
 
@@ -102,12 +98,8 @@ def run_extraction_ray(
         raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
     started_at = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jsonl = out_dir / "extractions.jsonl"
-    records = read_existing(jsonl) if resume else []
-    done = {r["source"] for r in records}
-    summary = RunSummary(skipped=sum(1 for p in paths if str(p) in done))
-    todo = [str(p) for p in paths if str(p) not in done]
+    records, summary, pending = start_run(out_dir, paths, resume)
+    todo = [str(p) for p in pending]
     groups = [
         {"group": n, "paths": json.dumps(todo[i : i + batch_docs], ensure_ascii=False)}
         for n, i in enumerate(range(0, len(todo), batch_docs))
@@ -138,10 +130,6 @@ def run_extraction_ray(
             summary.errors += json.loads(row["errors"])
             summary.extracted += len(new)
             summary.chars += sum(len(r["text"]) for r in new)
-    from pipeline.annotations import write_atomic
-
-    write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    views = write_tables_and_views(out_dir, records, embed=embed, group_threshold=group_threshold)
-    summary.outputs = {"extractions.jsonl": jsonl, **views}
+    finish_run(out_dir, records, summary, embed, group_threshold)
     summary.seconds = time.perf_counter() - started_at
     return summary
