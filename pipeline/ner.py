@@ -269,6 +269,20 @@ def _crf_trainer_class() -> type:
     return CrfTrainer
 
 
+# TrainingArguments shared by the NER and relation trainers: evaluate and checkpoint every epoch,
+# keep the best by dev F1 (two checkpoints on disk, so --resume always finds one).
+EPOCHS_KEEP_BEST_DEV_F1: dict[str, Any] = {
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "f1",
+    "greater_is_better": True,
+    "logging_strategy": "epoch",
+    "report_to": [],
+}
+
+
 def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     """Train, save the best model to ``output_dir/model`` and return that path."""
     import torch
@@ -328,14 +342,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
         label_smoothing_factor=cfg.label_smoothing,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="f1",
-        greater_is_better=True,
-        logging_strategy="epoch",
-        report_to=[],
+        **EPOCHS_KEEP_BEST_DEV_F1,
         seed=cfg.seed,
         use_cpu=cfg.device == "cpu",
         dataloader_num_workers=0,

@@ -564,7 +564,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     import torch
     from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
-    from pipeline.ner import _last_checkpoint, file_sha256, git_commit
+    from pipeline.ner import EPOCHS_KEEP_BEST_DEV_F1, _last_checkpoint, file_sha256, git_commit
 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
@@ -609,14 +609,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         per_device_eval_batch_size=batch * (2 if batch > 1 else 1),
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type="linear",
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="f1",
-        greater_is_better=True,
-        logging_strategy="epoch",
-        report_to=[],
+        **EPOCHS_KEEP_BEST_DEV_F1,
         seed=cfg.seed,
         use_cpu=True,
         dataloader_num_workers=0,
