@@ -285,34 +285,18 @@ def test_busy_port_and_missing_admin_are_errors(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def _tiny_ner_model(folder: Path, texts: list[str], schema) -> Path:
-    torch = pytest.importorskip("torch")
+def _tiny_ner_model(folder: Path, texts: list[str]) -> Path:
+    pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from tests.tiny_bert import build_tiny_ner
 
-    from tests.tiny_bert import build_tiny_bert
-
-    torch.manual_seed(0)
-    base = build_tiny_bert(folder / "base", texts)
-    labels = schema.bio_labels()
-    model = AutoModelForTokenClassification.from_pretrained(
-        str(base),
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={x: i for i, x in enumerate(labels)},
-    )
-    out = folder / "model"
-    model.save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(str(base)).save_pretrained(str(out))
-    meta = {"labels": labels, "max_length": 64, "stride": 48, "base": "tiny"}
-    (out / "planie.json").write_text(json.dumps(meta), encoding="utf-8")
-    return out
+    return build_tiny_ner(folder, texts)
 
 
-def test_selected_paragraph_tasks_map_back_to_document_offsets(ls, seed, tmp_path, schema):
+def test_selected_paragraph_tasks_map_back_to_document_offsets(ls, seed, tmp_path):
     _, client = ls
     text = read_document(seed).text
-    model = _tiny_ner_model(tmp_path / "ner", [text], schema)
+    model = _tiny_ner_model(tmp_path / "ner", [text])
     assert run_ls("push", seed, "--project", PROJECT, "--model", model, "--select", 3) == 0
     tasks = _project_tasks(client)
     assert len(tasks) == 3
