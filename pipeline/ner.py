@@ -223,11 +223,12 @@ def attach_crf(model: Any, num_labels: int, weights: dict[str, Any] | None = Non
 
 def crf_weights(model_dir: Path) -> dict[str, Any] | None:
     """The ``crf.*`` tensors saved with a model (numpy arrays), or None for a softmax model."""
-    from safetensors.numpy import load_file
+    from safetensors import safe_open
 
     weights = {}
     for f in sorted(Path(model_dir).glob("*.safetensors")):
-        weights.update({k: v for k, v in load_file(str(f)).items() if k.startswith("crf.")})
+        with safe_open(str(f), "np") as tensors:  # reads only the crf.* tensors, not the encoder
+            weights.update({k: tensors.get_tensor(k) for k in tensors.keys() if k.startswith("crf.")})
     return weights or None
 
 
