@@ -96,14 +96,19 @@ class ModelExtractor:
         return [(spans, link(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
 
 
+def check_model_arg(model: str) -> None:
+    """A ValueError unless ``model`` is 'rules' or an existing folder."""
+    if model != "rules" and not Path(model).is_dir():
+        raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
+
+
 def load_extractor(
     model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16", relations: str | None = None
 ) -> Extractor:
     """'rules' or a trained model folder (``relations``: see ModelExtractor); a clear ValueError otherwise."""
+    check_model_arg(model)
     if model == "rules":
         return RulesExtractor()
-    if not Path(model).is_dir():
-        raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
     return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision, relations=relations)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.extract import (
     Extractor,
     RunSummary,
+    check_model_arg,
     extract_documents,
     extraction_record,
     finish_run,
@@ -94,8 +95,7 @@ def run_extraction_ray(
 ) -> RunSummary:
     """``run_extraction`` on Ray Data with ``workers`` actors, each loading ``model`` ('rules' or a
     model folder, with ``options`` for load_extractor) once. Same outputs, same records, same order."""
-    if model != "rules" and not Path(model).is_dir():
-        raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
+    check_model_arg(model)  # on the driver, before any actor starts
     started_at = time.perf_counter()
     out_dir = Path(out_dir)
     records, summary, pending = start_run(out_dir, paths, resume)
