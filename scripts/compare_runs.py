@@ -18,12 +18,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.annotations import AnnotatedDoc
-from pipeline.documents import Document
-from pipeline.evaluate import score_entities
-from pipeline.extract import RulesExtractor, extract_documents
-from pipeline.ner import NerConfig, NerModel, make_splits
-from pipeline.schema import load_schema
+from pipeline.core.annotations import AnnotatedDoc
+from pipeline.core.documents import Document
+from pipeline.core.schema import load_schema
+from pipeline.evaluation.scoring import score_entities
+from pipeline.extractors.extract import RulesExtractor, extract_documents
+from pipeline.extractors.ner import NerModel
+from pipeline.training.ner_training import NerConfig
+from pipeline.training.splits import make_splits
 
 REPO = Path(__file__).resolve().parents[1]
 

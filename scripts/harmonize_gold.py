@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from pipeline.annotations import AnnotatedDoc, Relation, Span, load_gold, write_export
-from pipeline.documents import task_items
-from pipeline.relations import assignment_regions
+from pipeline.core.annotations import AnnotatedDoc, Relation, Span, load_gold, write_export
+from pipeline.core.documents import task_items
+from pipeline.extractors.relations import assignment_regions
 
 ADVERBIAL_FIRST = {"统筹实施": "实施", "统筹推进": "推进", "联动推进": "推进"}
 SPLIT_TO_FIRST = {

@@ -18,6 +18,6 @@ def seeds_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def schema():
-    from pipeline.schema import load_schema
+    from pipeline.core.schema import load_schema
 
     return load_schema()

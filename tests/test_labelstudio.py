@@ -21,26 +21,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.annotations import AnnotatedDoc, load_gold, load_gold_dir
-from pipeline.documents import read_document
-from pipeline.labelstudio import (
+from pipeline.apps.labelstudio.backend import PredictionService, make_backend
+from pipeline.apps.labelstudio.client import (
     LabelStudioClient,
     LabelStudioError,
     LSAuthError,
     LSConnectionError,
-    PortTakenError,
-    PredictionService,
-    Server,
-    add_ls_commands,
-    build_pulled_docs,
-    ensure_secret_key,
-    free_port,
     get_personal_token,
-    make_backend,
-    prediction_items,
-    start_server,
 )
-from pipeline.validate import validate_export
+from pipeline.apps.labelstudio.pull import build_pulled_docs
+from pipeline.apps.labelstudio.push import prediction_items
+from pipeline.apps.labelstudio.server import PortTakenError, Server, ensure_secret_key, free_port, start_server
+from pipeline.cli.labelstudio import add_ls_commands
+from pipeline.core.annotations import AnnotatedDoc, load_gold, load_gold_dir
+from pipeline.core.documents import read_document
+from pipeline.core.validate import validate_export
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -69,7 +64,7 @@ def _start(data: Path, **kwargs) -> Server:
 
 
 def run_ls(*argv: str) -> int:
-    """`planie ls ...` through the argparse group that cli.py registers."""
+    """`planie ls ...` through the argparse group that pipeline.cli registers."""
     parser = argparse.ArgumentParser(prog="planie")
     add_ls_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["ls", *map(str, argv)])
@@ -363,7 +358,7 @@ def test_selected_paragraph_tasks_map_back_to_document_offsets(ls, seed, tmp_pat
 
 def test_ml_backend_serves_predictions_to_the_server(ls, seed):
     _, client = ls
-    from pipeline.extract import RulesExtractor
+    from pipeline.extractors.extract import RulesExtractor
 
     service = PredictionService(RulesExtractor())
     backend = make_backend(service, "127.0.0.1", free_port())

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from pipeline.ner import NerModel  # noqa: E402
+from pipeline.extractors.ner import NerModel
 from tests.tiny_bert import build_tiny_ner  # noqa: E402
 
 LONG = 200_000

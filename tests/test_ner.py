@@ -7,8 +7,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from pipeline.annotations import AnnotatedDoc, Span, write_export  # noqa: E402
-from pipeline.dataset import (  # noqa: E402
+from pipeline.core.alignment import (
     Piece,
     PieceTokenizer,
     bio_labels,
@@ -18,7 +17,8 @@ from pipeline.dataset import (  # noqa: E402
     pre_tokenize,
     windows,
 )
-from pipeline.documents import to_simplified  # noqa: E402
+from pipeline.core.annotations import AnnotatedDoc, Span, write_export
+from pipeline.core.documents import to_simplified
 from tests.tiny_bert import build_tiny_bert  # noqa: E402
 
 TEXT = "到2015年，主要农产品质量安全抽检合格率稳定在96%以上，新增3.5万家（ＩＳＯ认证），充分发挥作用。"
@@ -100,7 +100,8 @@ def _repeat(spans, n):
 
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny, tmp_path, crf):
-    from pipeline.ner import NerConfig, NerModel, crf_weights, train_ner
+    from pipeline.extractors.ner import NerModel, crf_weights
+    from pipeline.training.ner_training import NerConfig, train_ner
 
     base, _ = tiny
     _write_gold(tmp_path / "gold", ["a", "b", "c"])
@@ -140,7 +141,7 @@ def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny
 
     from safetensors import safe_open
 
-    from pipeline.ner import export_model
+    from pipeline.extractors.ner import export_model
 
     shipped = export_model(model_dir, tmp_path / "shipped")
     with safe_open(str(shipped / "model.safetensors"), "pt") as f:
@@ -153,7 +154,7 @@ def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny
 def test_viterbi_decoder_obeys_bio_and_uses_transitions():
     import numpy as np
 
-    from pipeline.ner import Decoder
+    from pipeline.extractors.ner import Decoder
 
     labels = ["O", "B-VALUE", "I-VALUE", "B-DEADLINE", "I-DEADLINE"]
     # per-piece argmax would be I-VALUE, I-VALUE (an orphan I-) then I-DEADLINE after I-VALUE
@@ -170,7 +171,7 @@ def test_viterbi_decoder_obeys_bio_and_uses_transitions():
 
 
 def test_rule_labels_replace_the_model_spans_of_that_label():
-    from pipeline.ner import with_rule_spans
+    from pipeline.extractors.span_rules import with_rule_spans
 
     text = "到2015年，主要产品质量抽检合格率达到90%以上。"
     model = [
@@ -183,7 +184,7 @@ def test_rule_labels_replace_the_model_spans_of_that_label():
 
 
 def test_an_indicator_after_a_clause_opening_scope_word_includes_it():
-    from pipeline.ner import tidy_spans
+    from pipeline.extractors.span_rules import tidy_spans
 
     text = "水平提升，主要产品质量抽检合格率达到90%，不含主要成分率达到5%。"
 
@@ -197,7 +198,7 @@ def test_an_indicator_after_a_clause_opening_scope_word_includes_it():
 
 
 def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
-    from pipeline.ner import tidy_spans
+    from pipeline.extractors.span_rules import tidy_spans
 
     text = "主要农产品抽检合格率达到98%。党中央国务院加强农业。国家重点工程质量达到国际先进水平。"
 
@@ -219,8 +220,8 @@ def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
 
 
 def test_paragraph_built_gold_trains_only_on_annotated_regions(tiny, tmp_path):
-    from pipeline.annotations import load_gold
-    from pipeline.ner import NerConfig, region_windows
+    from pipeline.core.annotations import load_gold
+    from pipeline.training.ner_training import NerConfig, region_windows
 
     _, tok = tiny
     text = TEXT + "\n" + TEXT

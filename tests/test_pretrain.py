@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 def test_pretrain_from_scratch_builds_a_char_vocab_and_lowers_the_loss(tmp_path):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from pipeline.pretrain import PretrainConfig, pretrain
+    from pipeline.training.pretrain import PretrainConfig, pretrain
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(
@@ -38,7 +38,7 @@ def test_pretrain_from_scratch_builds_a_char_vocab_and_lowers_the_loss(tmp_path)
 
 
 def test_empty_corpus_is_an_error(tmp_path):
-    from pipeline.pretrain import PretrainConfig, pretrain
+    from pipeline.training.pretrain import PretrainConfig, pretrain
 
     (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
     with pytest.raises(ValueError, match="empty"):

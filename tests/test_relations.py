@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.annotations import AnnotatedDoc, Relation, Span, write_export
-from pipeline.extract import build_targets, build_tasks
-from pipeline.relations import candidate_pairs, candidate_recall, inherit_deadlines
+from pipeline.core.annotations import AnnotatedDoc, Relation, Span, write_export
+from pipeline.extractors.records import build_targets, build_tasks
+from pipeline.extractors.relations import candidate_pairs, candidate_recall, inherit_deadlines
 
 GOALS = "到2015年，产品质量发展的具体目标：\n农业标准化生产普及率超过50%，抽检合格率稳定在96%以上。新增名牌30个。"
 TASK = (
@@ -101,7 +101,7 @@ def test_inheritance_step_and_records():
 
 
 def test_candidate_recall_and_relation_scores_on_hand_made_cases():
-    from pipeline.relation_eval import relation_scores
+    from pipeline.evaluation.relation_reports import relation_scores
 
     gold = AnnotatedDoc(
         "g",
@@ -132,7 +132,7 @@ def test_candidate_recall_and_relation_scores_on_hand_made_cases():
 
 
 def test_decode_keeps_one_pair_per_functional_slot():
-    from pipeline.relation_model import decode
+    from pipeline.extractors.relation_model import decode
 
     cands = candidate_pairs(TASK, TASK_SPANS)
     probs = [0.9 if (c.head.id, c.tail.id) in {("a1", "x1"), ("a2", "x1")} else 0.6 for c in cands]
@@ -148,7 +148,7 @@ def tiny(tmp_path_factory):
     pytest.importorskip("torch")
     from transformers import AutoTokenizer
 
-    from pipeline.dataset import PieceTokenizer
+    from pipeline.core.alignment import PieceTokenizer
     from tests.tiny_bert import build_tiny_bert
 
     folder = build_tiny_bert(tmp_path_factory.mktemp("tiny"), [GOALS, TASK])
@@ -156,7 +156,7 @@ def tiny(tmp_path_factory):
 
 
 def test_marker_insertion_follows_offsets(tiny):
-    from pipeline.relation_model import MARKERS, insert_markers, marked_input, trim
+    from pipeline.extractors.relation_inputs import MARKERS, insert_markers, marked_input, trim
 
     _, tok = tiny
     ids_of = {m: 1000 + i for i, m in enumerate(MARKERS)}
@@ -209,7 +209,8 @@ def _write_gold(folder, tmp_path):
 def test_tiny_relation_models_train_save_and_link(tiny, tmp_path, variant):
     import json
 
-    from pipeline.relation_model import RelationModel, RelConfig, train_relations
+    from pipeline.extractors.relation_model import RelationModel
+    from pipeline.training.relation_training import RelConfig, train_relations
 
     base, _ = tiny
     docs = _write_gold(tmp_path / "gold", tmp_path)
@@ -248,8 +249,8 @@ def _extractor_uses_the_relation_model(base, rel_dir, tmp_path, text):
 
     from transformers import AutoTokenizer, BertForTokenClassification
 
-    from pipeline.extract import ModelExtractor, load_extractor
-    from pipeline.schema import load_schema
+    from pipeline.core.schema import load_schema
+    from pipeline.extractors.extract import ModelExtractor, load_extractor
 
     labels = load_schema().bio_labels()
     ner_dir = tmp_path / "ner"

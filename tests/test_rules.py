@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from pipeline.annotations import Span
-from pipeline.cli import main
-from pipeline.relations import link_rules
-from pipeline.rules import rule_spans
+from pipeline.cli.main import main
+from pipeline.core.annotations import Span
+from pipeline.extractors.relations import link_rules
+from pipeline.extractors.rules import rule_spans
 
 
 def _labelled(text: str) -> set[tuple[str, str]]:

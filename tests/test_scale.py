@@ -1,4 +1,4 @@
-"""Ray Data extraction (pipeline.scale) gives the records of the single-process run.
+"""Ray Data extraction (pipeline.apps.scale) gives the records of the single-process run.
 
 Needs ``ray[data]`` (in the ``test`` and ``scale`` extras); without it the tests skip, unless
 PLANIE_REQUIRE_RAY=1 (set by .ci/run), which makes a missing Ray a failure.
@@ -16,8 +16,9 @@ if os.environ.get("PLANIE_REQUIRE_RAY") == "1":
     import ray  # noqa: F401  (CI: a missing Ray fails here instead of skipping)
 ray = pytest.importorskip("ray", reason='ray[data] not installed (pip install -e ".[scale]")')
 
-from pipeline.extract import load_extractor, run_extraction  # noqa: E402
-from pipeline.scale import run_extraction_ray  # noqa: E402
+from pipeline.apps.batch import run_extraction  # noqa: E402
+from pipeline.apps.scale import run_extraction_ray  # noqa: E402
+from pipeline.extractors.extract import load_extractor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_unknown_model_is_a_clear_error(tmp_path) -> None:
 
 
 def test_cli_ray_switch(local_ray, corpus, tmp_path, capsys) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     args = ["extract", *map(str, corpus), "--model", "rules", "--quiet", "--ray", "local", "--ray-workers", "2"]
     assert main([*args, "--out", str(tmp_path / "ray")]) == 1  # broken.txt is reported, the rest extracted

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pipeline.schema import label_studio_config, load_schema
+from pipeline.core.schema import label_studio_config, load_schema
 
 
 def test_label_studio_config_is_generated_from_the_schema(schema):

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from pipeline.annotations import AnnotatedDoc, Relation, Span, load_gold, write_export
-from pipeline.cli import main
-from pipeline.markup import MarkupError, parse_markup, render_markup
-from pipeline.validate import validate_export
+from pipeline.cli.main import main
+from pipeline.core.annotations import AnnotatedDoc, Relation, Span, load_gold, write_export
+from pipeline.core.markup import MarkupError, parse_markup, render_markup
+from pipeline.core.validate import validate_export
 
 TEXT = "到2015年，合格率达到96%以上。\n（省质监局牵头）"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.views import (
+from pipeline.apps.views import (
     IndicatorGroup,
     doc_paths,
     group_indicators,
@@ -107,8 +107,9 @@ def parse_page(html: str) -> PageParser:
 
 @pytest.fixture(scope="module")
 def seed_record() -> dict[str, Any]:
-    from pipeline.annotations import AnnotatedDoc
-    from pipeline.extract import RulesExtractor, extraction_record
+    from pipeline.core.annotations import AnnotatedDoc
+    from pipeline.extractors.extract import RulesExtractor
+    from pipeline.extractors.records import extraction_record
 
     path = SEEDS / "000_af21887b59a64702.txt"
     if not path.is_file():

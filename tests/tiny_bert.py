@@ -35,7 +35,7 @@ def build_tiny_ner(folder: Path, texts: list[str], max_length: int = 64, stride:
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from pipeline.schema import load_schema
+    from pipeline.core.schema import load_schema
 
     torch.manual_seed(seed)
     base = build_tiny_bert(folder / "base", texts)

@@ -1,0 +1,5 @@
+"""``python -m pipeline.cli``: the planie command line."""
+
+from pipeline.cli.main import main
+
+raise SystemExit(main())

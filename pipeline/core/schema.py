@@ -1,0 +1,116 @@
+"""The annotation schema (configs/schema.yaml) as typed records; the Label Studio labeling config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import yaml
+
+from pipeline.core.files import REPO
+
+DEFAULT_SCHEMA_PATH = REPO / "configs" / "schema.yaml"
+
+
+@dataclass(frozen=True)
+class EntityType:
+    label: str
+    colour: str
+    hotkey: str
+    description: str
+
+
+@dataclass(frozen=True)
+class RelationType:
+    label: str
+    head: tuple[str, ...]
+    tail: tuple[str, ...]
+    window: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Schema:
+    version: int
+    entities: tuple[EntityType, ...]
+    relations: tuple[RelationType, ...]
+
+    @property
+    def entity_labels(self) -> tuple[str, ...]:
+        return tuple(e.label for e in self.entities)
+
+    @property
+    def relation_labels(self) -> tuple[str, ...]:
+        return tuple(r.label for r in self.relations)
+
+    def relation(self, label: str) -> RelationType:
+        for rel in self.relations:
+            if rel.label == label:
+                return rel
+        raise KeyError(f"unknown relation label {label!r}; known: {', '.join(self.relation_labels)}")
+
+    def colour(self, label: str) -> str:
+        return next((e.colour for e in self.entities if e.label == label), "#999999")
+
+    def bio_labels(self) -> list[str]:
+        """The token-classification label list: O, then B-/I- per entity type, in schema order."""
+        return ["O"] + [f"{p}-{e}" for e in self.entity_labels for p in ("B", "I")]
+
+    def allows(self, relation: str, head_label: str, tail_label: str) -> bool:
+        rel = self.relation(relation)
+        return head_label in rel.head and tail_label in rel.tail
+
+
+def _parse(raw: dict, path: Path) -> Schema:
+    try:
+        entities = tuple(
+            EntityType(str(e["label"]), str(e["colour"]), str(e.get("hotkey", "")), str(e.get("description", "")))
+            for e in raw["entities"]
+        )
+        relations = tuple(
+            RelationType(
+                str(r["label"]),
+                tuple(r["head"]),
+                tuple(r["tail"]),
+                str(r.get("window", "sentence")),
+                str(r.get("description", "")),
+            )
+            for r in raw["relations"]
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: malformed schema, missing or bad field {exc}") from exc
+    known = {e.label for e in entities}
+    for rel in relations:
+        for lab in rel.head + rel.tail:
+            if lab not in known:
+                raise ValueError(f"{path}: relation {rel.label!r} names unknown entity type {lab!r}")
+    return Schema(int(raw.get("version", 1)), entities, relations)
+
+
+@lru_cache(maxsize=8)
+def load_schema(path: str | Path = DEFAULT_SCHEMA_PATH) -> Schema:
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        return _parse(yaml.safe_load(fh), path)
+
+
+def label_studio_config(schema: Schema) -> str:
+    """The Label Studio labeling config (<View> with <Labels>, <Relations> on one <Text>)."""
+    labels = "\n".join(
+        f"    <Label value={quoteattr(e.label)} background={quoteattr(e.colour)} hotkey={quoteattr(e.hotkey)}/>"
+        for e in schema.entities
+    )
+    relations = "\n".join(f"    <Relation value={quoteattr(r.label)}/>" for r in schema.relations)
+    return (
+        "<View>\n"
+        '  <Labels name="label" toName="text">\n'
+        f"{labels}\n"
+        "  </Labels>\n"
+        "  <Relations>\n"
+        f"{relations}\n"
+        "  </Relations>\n"
+        '  <Text name="text" value="$text" granularity="symbol"/>\n'
+        "</View>\n"
+    )

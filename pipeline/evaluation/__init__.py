@@ -1,0 +1,1 @@
+"""Layer 3: strict scoring reports, relation reports, cross-validation."""

@@ -1,0 +1,96 @@
+"""Extractors: anything that turns texts into entity spans and relations (rules, trained models)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from pipeline.core.annotations import AnnotatedDoc, Relation, Span
+from pipeline.core.documents import Document
+from pipeline.extractors.relations import link_rules
+
+if TYPE_CHECKING:
+    pass
+
+
+class Extractor(Protocol):
+    """Anything that turns texts into entity spans and relations."""
+
+    ner_id: str
+    relations_id: str
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[list[Span], list[Relation]]]: ...
+
+
+class RulesExtractor:
+    """The regex + lexicon baseline with the rules linker."""
+
+    ner_id = "rules"
+    relations_id = "rules-linker"
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[list[Span], list[Relation]]]:
+        from pipeline.extractors.rules import rule_spans
+
+        out = []
+        for text in texts:
+            spans = rule_spans(text)
+            out.append((spans, link_rules(text, spans)))
+        return out
+
+
+class ModelExtractor:
+    """A trained NER model (pipeline.extractors.ner) with the rules linker or a learned relation model
+    (pipeline.extractors.relation_model): ``relations`` is 'rules', a relation model folder, or None for
+    MODEL_DIR/relations/ when that folder exists and the rules linker otherwise."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        device: str = "cpu",
+        batch_size: int = 32,
+        precision: str = "bf16",
+        relations: str | Path | None = None,
+    ) -> None:
+        from pipeline.extractors.ner import NerModel
+
+        self.ner = NerModel(model_dir, device=device, batch_size=batch_size, precision=precision)
+        self.ner_id = self.ner.name
+        self.relations_id = "rules-linker"
+        self.linker = None
+        rel_dir = Path(model_dir) / "relations" if relations is None else relations
+        if rel_dir != "rules" and Path(rel_dir).is_dir():
+            from pipeline.extractors.relation_model import RelationModel
+
+            self.linker = RelationModel(rel_dir, batch_size=batch_size)
+            self.relations_id = self.linker.name
+        elif relations is not None and relations != "rules":
+            raise ValueError(f"relations {str(relations)!r} is neither 'rules' nor a relation model folder")
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[list[Span], list[Relation]]]:
+        link = self.linker.link if self.linker is not None else link_rules
+        return [(spans, link(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
+
+
+def check_model_arg(model: str) -> None:
+    """A ValueError unless ``model`` is 'rules' or an existing folder."""
+    if model != "rules" and not Path(model).is_dir():
+        raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
+
+
+def load_extractor(
+    model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16", relations: str | None = None
+) -> Extractor:
+    """'rules' or a trained model folder (``relations``: see ModelExtractor); a clear ValueError otherwise."""
+    check_model_arg(model)
+    if model == "rules":
+        return RulesExtractor()
+    return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision, relations=relations)
+
+
+def extract_documents(documents: Sequence[Document], extractor: Extractor) -> list[AnnotatedDoc]:
+    results = extractor.predict([d.text for d in documents])
+    return [
+        AnnotatedDoc(d.doc_id, d.text, tuple(spans), tuple(rels), d.source)
+        for d, (spans, rels) in zip(documents, results, strict=True)
+    ]

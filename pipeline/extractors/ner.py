@@ -1,0 +1,261 @@
+"""NER inference: a saved token-classification model (optionally with a CRF) predicting character spans;
+BIO-constrained Viterbi decoding; export for shipping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.alignment import (
+    PieceTokenizer,
+    decode_spans,
+)
+from pipeline.core.annotations import Span
+from pipeline.core.documents import Segment, paragraphs
+from pipeline.extractors.span_rules import tidy_spans, with_rule_spans
+
+MODEL_META = "planie.json"
+
+
+class Decoder:
+    """The best label sequence of one paragraph from its emission scores [pieces, labels]: Viterbi
+    over the CRF's transition scores (zeros for a softmax model) under the BIO constraint that
+    ``I-X`` only follows ``B-X`` or ``I-X``."""
+
+    FORBIDDEN = -1.0e4
+
+    def __init__(self, labels: Sequence[str], crf: dict[str, Any] | None = None) -> None:
+        import numpy as np
+
+        n = len(labels)
+
+        def weights(name: str, shape: tuple[int, ...]) -> Any:
+            return np.asarray(crf[name], dtype=np.float32) if crf else np.zeros(shape, dtype=np.float32)
+
+        def may_follow(prev: str, cur: str) -> bool:
+            return not cur.startswith("I-") or prev in (f"B-{cur[2:]}", cur)
+
+        allowed = np.array([[may_follow(a, b) for b in labels] for a in labels])
+        can_start = np.array([not lab.startswith("I-") for lab in labels])
+        self.transitions = weights("crf.transitions", (n, n)) + np.where(allowed, 0, self.FORBIDDEN)
+        self.start = weights("crf.start_transitions", (n,)) + np.where(can_start, 0, self.FORBIDDEN)
+        self.end = weights("crf.end_transitions", (n,))
+
+    def __call__(self, emissions: Any) -> list[int]:
+        import numpy as np
+
+        if len(emissions) == 0:
+            return []
+        score = self.start + emissions[0]
+        back = np.zeros(emissions.shape, dtype=np.int64)
+        for t in range(1, len(emissions)):
+            candidates = score[:, None] + self.transitions  # [previous label, current label]
+            back[t] = candidates.argmax(0)
+            score = candidates.max(0) + emissions[t]
+        path = [int((score + self.end).argmax())]
+        for t in range(len(emissions) - 1, 0, -1):
+            path.append(int(back[t, path[-1]]))
+        return path[::-1]
+
+
+def attach_crf(model: Any, num_labels: int, weights: dict[str, Any] | None = None) -> None:
+    """Give a token-classification model a ``crf`` submodule (saved with it as ``crf.*`` tensors)."""
+    import torch
+    from torchcrf import CRF
+
+    model.crf = CRF(num_labels, batch_first=True)
+    if weights:
+        model.crf.load_state_dict({k.removeprefix("crf."): torch.as_tensor(v).float() for k, v in weights.items()})
+
+
+def crf_weights(model_dir: Path) -> dict[str, Any] | None:
+    """The ``crf.*`` tensors saved with a model (numpy arrays), or None for a softmax model."""
+    from safetensors import safe_open
+
+    weights = {}
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), "np") as tensors:  # reads only the crf.* tensors, not the encoder
+            weights.update({k: tensors.get_tensor(k) for k in tensors.keys() if k.startswith("crf.")})
+    return weights or None
+
+
+def load_token_classifier(model_dir: Path) -> Any:
+    """A saved token-classification model, with its CRF layer if it was trained with one."""
+    from transformers import AutoModelForTokenClassification
+    from transformers.utils import logging as hf_logging
+
+    weights = crf_weights(model_dir)
+    verbosity = hf_logging.get_verbosity()
+    if weights:  # the crf.* tensors are "unexpected" to the plain class: attached below, not lost
+        hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if weights:
+        attach_crf(model, model.config.num_labels, weights)
+    return model
+
+
+def _module_weights(model: Any) -> dict[str, Any] | None:
+    crf = getattr(model, "crf", None)
+    return None if crf is None else {f"crf.{k}": v.detach().float().cpu().numpy() for k, v in crf.state_dict().items()}
+
+
+@dataclass(frozen=True)
+class ParagraphProbs:
+    text_index: int
+    paragraph: Segment
+    pieces: list
+    probs: Any  # numpy array [pieces, labels]
+
+
+class NerModel:
+    """A trained token-classification model that predicts character spans on whole documents."""
+
+    def __init__(
+        self, model_dir: str | Path, device: str = "cpu", batch_size: int = 32, precision: str = "bf16"
+    ) -> None:
+        import torch
+        from transformers import AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        meta_path = self.model_dir / MODEL_META
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{self.model_dir}: not a planie NER model ({MODEL_META} missing)")
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.tok = PieceTokenizer(AutoTokenizer.from_pretrained(str(self.model_dir)))
+        self.model = load_token_classifier(self.model_dir)
+        self.model.to(device).eval()
+        self.model.float()
+        self.device = device
+        self.batch_size = batch_size
+        if precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
+        self.precision = precision  # bf16: autocast for the matmuls (weights stay fp32)
+        self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], _module_weights(self.model))
+        self._torch = torch
+
+    @property
+    def name(self) -> str:
+        return f"{self.model_dir.name}:{self.meta.get('base', '?')}"
+
+    chunk_pieces = 16384  # pieces per streamed chunk of paragraphs (about 2 MB of probabilities)
+
+    def paragraph_probabilities(self, texts: Sequence[str]) -> list[ParagraphProbs]:
+        """Label probabilities per piece for every non-empty paragraph of every text. Overlapping
+        windows are merged by taking, for each piece, the window in which it lies farthest from an edge."""
+        return list(self.iter_paragraph_probabilities(texts))
+
+    def iter_paragraph_probabilities(self, texts: Sequence[str]) -> Iterator[ParagraphProbs]:
+        """As paragraph_probabilities, streamed: paragraphs are tokenised and run in chunks of at most
+        ``chunk_pieces`` pieces (a longer paragraph is a chunk of its own), so memory is bounded by the
+        chunk, not by the length of a document, as long as the caller keeps only what it needs."""
+        from pipeline.core.alignment import windows
+
+        max_pieces = self.meta["max_length"] - 2
+        stride = min(self.meta["stride"], max_pieces)
+        paras: list[tuple[int, Segment, list]] = []
+        jobs: list[tuple[int, int, int]] = []  # (paragraph index in the chunk, window start, window end)
+        size = 0
+
+        def flush() -> Iterator[ParagraphProbs]:
+            probs = self._run(jobs, [(ti, pieces) for ti, _, pieces in paras])
+            yield from (ParagraphProbs(ti, para, pieces, p) for (ti, para, pieces), p in zip(paras, probs, strict=True))
+
+        for ti, text in enumerate(texts):
+            for para in paragraphs(text):
+                pieces = self.tok.pieces(text, para.start, para.end)
+                if not pieces:
+                    continue
+                if paras and size + len(pieces) > self.chunk_pieces:
+                    yield from flush()
+                    paras, jobs, size = [], [], 0
+                jobs += [(len(paras), a, b) for a, b in windows(pieces, max_pieces, stride)]
+                paras.append((ti, para, pieces))
+                size += len(pieces)
+        if paras:
+            yield from flush()
+
+    def predict(self, texts: Sequence[str], viterbi: bool = True) -> list[list[Span]]:
+        """Character spans per text: label sequence per paragraph (BIO-constrained Viterbi, with the
+        CRF's transitions if the model has one; ``viterbi=False``: argmax per piece), then tidy_spans."""
+        import numpy as np
+
+        results: list[list[Span]] = [[] for _ in texts]
+        for para in self.iter_paragraph_probabilities(texts):
+            best = self.decoder(np.log(para.probs + 1e-12)) if viterbi else para.probs.argmax(-1)
+            labels = [self.id2label[int(i)] for i in best]
+            scores = [float(s) for s in para.probs.max(-1)]
+            results[para.text_index].extend(decode_spans(texts[para.text_index], para.pieces, labels, scores))
+        rule_labels = set(self.meta.get("rule_labels", ()))
+        for ti, spans in enumerate(results):
+            tidy = tidy_spans(texts[ti], spans)
+            if rule_labels:
+                tidy = with_rule_spans(tidy, texts[ti], rule_labels)
+            results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(tidy)]
+        return results
+
+    def _run(self, jobs: list[tuple[int, int, int]], para_pieces: list[tuple[int, list]]) -> list:
+        import numpy as np
+
+        torch = self._torch
+        n_labels = len(self.id2label)
+        out = [np.zeros((len(p), n_labels), dtype=np.float32) for _, p in para_pieces]
+        best_margin = [np.full(len(p), -1) for _, p in para_pieces]
+        jobs = sorted(jobs, key=lambda j: j[2] - j[1])
+        for i in range(0, len(jobs), self.batch_size):
+            batch = jobs[i : i + self.batch_size]
+            width = max(b - a for _, a, b in batch) + 2
+            ids = torch.full((len(batch), width), self.tok.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, (pi, a, b) in enumerate(batch):
+                pieces = para_pieces[pi][1][a:b]
+                seq = [self.tok.cls_id, *(p.token_id for p in pieces), self.tok.sep_id]
+                ids[row, : len(seq)] = torch.tensor(seq)
+                mask[row, : len(seq)] = 1
+            autocast = torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+            with torch.inference_mode(), autocast:
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            p = torch.softmax(logits.float(), -1).cpu().numpy()
+            for row, (pi, a, b) in enumerate(batch):
+                idx = np.arange(a, b)
+                margin = np.minimum(idx - a, b - 1 - idx)
+                take = margin > best_margin[pi][a:b]
+                out[pi][a:b][take] = p[row, 1 : 1 + (b - a)][take]
+                best_margin[pi][a:b][take] = margin[take]
+        return out
+
+
+def export_model(src: Path, dst: Path, fp16: bool = True) -> Path:
+    """Copy a trained model for shipping: weights stored in fp16 (computed in fp32 at load time),
+    tokenizer and planie.json alongside. Written to a temporary folder and renamed into place."""
+    import shutil
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        model = load_token_classifier(Path(src))
+        if fp16:
+            model = model.half()
+        model.save_pretrained(str(tmp))
+        AutoTokenizer.from_pretrained(str(src)).save_pretrained(str(tmp))
+        shutil.copy2(Path(src) / MODEL_META, tmp / MODEL_META)
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst

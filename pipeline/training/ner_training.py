@@ -1,0 +1,232 @@
+"""NER training: config → windows → Trainer (softmax or CRF loss) → saved model with planie.json.
+
+The flow follows HuggingFace's run_ner.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.core.alignment import (
+    PieceTokenizer,
+    Window,
+    boundary_violations,
+    document_windows,
+    to_hf_dataset,
+)
+from pipeline.core.annotations import AnnotatedDoc
+from pipeline.core.files import write_atomic
+from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
+from pipeline.extractors.ner import MODEL_META, Decoder, _module_weights, attach_crf
+from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, _last_checkpoint, file_sha256, git_commit, keep_lower_layers
+from pipeline.training.splits import make_splits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NerConfig:
+    base: str = "models/base/e5-small-zh"
+    annotations: str = "annotations"
+    splits: str = "configs/splits.yaml"
+    output_dir: str = "runs/ner"
+    max_length: int = 128
+    stride: int = 96
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "linear"
+    label_smoothing: float = 0.0  # softmax loss only; ignored with crf
+    dropout: float = 0.1
+    crf: bool = False  # a linear-chain CRF (pytorch-crf) over the token logits, Viterbi-decoded
+    rule_labels: list[str] = field(default_factory=list)  # labels taken from pipeline.rules at prediction time
+    freeze_embeddings: bool = True
+    bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
+    num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
+    early_stopping_patience: int = 4
+    seed: int = 13
+    device: str = "cpu"
+    schema: str = str(DEFAULT_SCHEMA_PATH)
+    max_steps: int = -1  # for smoke tests
+    train_docs: list[str] = field(default_factory=list)  # overrides the split (cross-validation)
+    test_docs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> NerConfig:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config field(s): {', '.join(sorted(unknown))}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+
+def region_windows(doc: AnnotatedDoc, tok: PieceTokenizer, cfg: NerConfig) -> list[Window]:
+    """Windows of the document inside its train/dev region (see cut_dev_block) and, for a file
+    built from paragraph tasks, inside the paragraphs that were actually annotated."""
+    lo, hi = doc.meta.get("region", (0, len(doc.text)))
+    annotated = doc.meta.get("regions") or [(0, len(doc.text))]
+    return [
+        w
+        for w in document_windows(doc, tok, cfg.max_length, cfg.stride)
+        if lo <= w.pieces[0].start < hi and any(a <= w.pieces[0].start < b for a, b in annotated)
+    ]
+
+
+def _seqeval_metrics(id2label: dict[int, str], decoder: Callable[[], Decoder]):  # noqa: ANN202
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    def compute(pred) -> dict[str, float]:  # noqa: ANN001
+        logits, gold = pred
+        decode = decoder()  # built at each evaluation: a CRF's transitions change while training
+        y_true, y_pred = [], []
+        for l_row, g_row in zip(logits, gold, strict=True):
+            keep = g_row != -100
+            y_pred.append([id2label[int(p)] for p in decode(l_row[keep])])
+            y_true.append([id2label[int(g)] for g in g_row[keep]])
+        return {
+            "precision": precision_score(y_true, y_pred, zero_division=0),
+            "recall": recall_score(y_true, y_pred, zero_division=0),
+            "f1": f1_score(y_true, y_pred, zero_division=0),
+        }
+
+    return compute
+
+
+def crf_loss(crf: Any, logits: Any, labels: Any) -> Any:
+    """Mean negative log-likelihood of the gold label paths ([CLS], [SEP] and padding masked out)."""
+    tags = labels[:, 1:]
+    mask = tags != -100
+    return -crf(logits[:, 1:].float(), tags.clamp(min=0), mask, reduction="mean")
+
+
+def _crf_trainer_class() -> type:
+    from transformers import Trainer
+
+    class CrfTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN202
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = crf_loss(model.crf, outputs.logits, labels)
+            return (loss, outputs) if return_outputs else loss
+
+    return CrfTrainer
+
+
+def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
+    """Train, save the best model to ``output_dir/model`` and return that path."""
+    import torch
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    set_seed(cfg.seed)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    schema = load_schema(cfg.schema)
+    labels = schema.bio_labels()
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    id2label = dict(enumerate(labels))
+
+    splits = make_splits(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base)
+    tok = PieceTokenizer(tokenizer)
+    train_w = [w for d in splits.train for w in region_windows(d, tok, cfg)]
+    dev_w = [w for d in splits.dev for w in region_windows(d, tok, cfg)]
+    violations = sum(
+        boundary_violations(tok.pieces(d.text), d.spans) for d in (*splits.train, *splits.dev, *splits.test)
+    )
+    log.info("windows: %d train, %d dev; gold boundaries inside a piece: %d", len(train_w), len(dev_w), violations)
+    if violations:
+        raise RuntimeError(f"{violations} gold boundaries fall inside a piece: the pre-tokenisation is broken")
+
+    model = AutoModelForTokenClassification.from_pretrained(
+        cfg.base,
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id=label2id,
+        hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout,
+    )
+    if cfg.num_layers:
+        keep_lower_layers(model, cfg.num_layers)
+    if cfg.freeze_embeddings:
+        model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    if cfg.crf:
+        attach_crf(model, len(labels))
+
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size * 2,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
+        label_smoothing_factor=cfg.label_smoothing,
+        **EPOCHS_KEEP_BEST_DEV_F1,
+        seed=cfg.seed,
+        use_cpu=cfg.device == "cpu",
+        dataloader_num_workers=0,
+        bf16=cfg.bf16,
+        train_sampling_strategy="group_by_length",
+        disable_tqdm=False,
+    )
+    trainer_class = _crf_trainer_class() if cfg.crf else Trainer
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=to_hf_dataset(train_w, tok, label2id),
+        eval_dataset=to_hf_dataset(dev_w, tok, label2id),
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, _module_weights(model))),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+    )
+    started = time.time()
+    last = _last_checkpoint(out / "checkpoints") if resume else None
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    train_seconds = time.time() - started
+
+    model_dir = out / "model"
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    meta = {
+        "labels": labels,
+        "max_length": cfg.max_length,
+        "stride": cfg.stride,
+        "crf": cfg.crf,
+        "rule_labels": cfg.rule_labels,
+        "base": cfg.base,
+        "train_docs": [d.doc_id for d in splits.train],
+        "test_docs": [d.doc_id for d in splits.test],
+        "torch": torch.__version__,
+    }
+    write_atomic(model_dir / MODEL_META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+    run = {
+        "config": asdict(cfg),
+        "git_commit": git_commit(),
+        "data": {f.name: file_sha256(f) for f in sorted(Path(cfg.annotations).glob("*.json"))},
+        "train_seconds": round(train_seconds, 1),
+        "log_history": trainer.state.log_history,
+        "best_dev": trainer.state.best_metric,
+    }
+    write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
+    return model_dir
