@@ -118,6 +118,9 @@ def test_rules_without_embed_model_is_a_clear_error(seeds_dir, tmp_path, capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_embed_model_folder_is_a_clear_error(seeds_dir, tmp_path) -> None:
-    with pytest.raises(SystemExit, match="cannot load the embedding model"):
-        _extract(seeds_dir, tmp_path / "out", "--group-indicators", "embeddings", "--embed-model", str(tmp_path))
+def test_missing_embed_model_folder_is_a_clear_error(seeds_dir, tmp_path, capsys) -> None:
+    # exit code 3 (environment: a missing model), one line on stderr, no traceback
+    opts = ("--group-indicators", "embeddings", "--embed-model", str(tmp_path))
+    assert _extract(seeds_dir, tmp_path / "out", *opts) == 3
+    err = capsys.readouterr().err
+    assert "cannot load the embedding model" in err and "Traceback" not in err

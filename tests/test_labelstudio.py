@@ -8,7 +8,6 @@ Install the server with scripts/ls_install.sh.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from pipeline.apps.labelstudio.client import (
 from pipeline.apps.labelstudio.pull import build_pulled_docs
 from pipeline.apps.labelstudio.push import prediction_items
 from pipeline.apps.labelstudio.server import PortTakenError, Server, ensure_secret_key, free_port, start_server
-from pipeline.cli.labelstudio import add_ls_commands
+from pipeline.cli.main import main
 from pipeline.core.annotations import AnnotatedDoc, load_gold, load_gold_dir
 from pipeline.core.documents import read_document
 from pipeline.core.validate import validate_export
@@ -64,11 +63,8 @@ def _start(data: Path, **kwargs) -> Server:
 
 
 def run_ls(*argv: str) -> int:
-    """`planie ls ...` through the argparse group that pipeline.cli registers."""
-    parser = argparse.ArgumentParser(prog="planie")
-    add_ls_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["ls", *map(str, argv)])
-    return args.func(args)
+    """`planie ls ...` through the command line's one entry (errors become exit codes there)."""
+    return main(["ls", *map(str, argv)])
 
 
 @pytest.fixture(scope="session")
@@ -240,7 +236,7 @@ def test_wrong_token_is_an_auth_error_naming_the_url(ls, seed, tmp_path, monkeyp
     header, payload, _ = real.split(".")
     for bad in ("not-a-token", f"{header}.{payload}.{'A' * 43}"):  # a legacy-looking token, a forged JWT
         monkeypatch.setenv("LABEL_STUDIO_API_KEY", bad)
-        assert run_ls("pull", "--project", PROJECT, "--out", out) == 2
+        assert run_ls("pull", "--project", PROJECT, "--out", out) == 3  # environment: credentials refused
         err = capsys.readouterr().err
         assert server.url in err and "token" in err, err
         assert not out.exists()
@@ -256,13 +252,13 @@ def test_server_down_is_a_clear_error_and_nothing_is_written(tmp_path, monkeypat
     monkeypatch.setenv("LABEL_STUDIO_URL", url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x.y.z")
     out = tmp_path / "out"
-    assert run_ls("pull", "--project", PROJECT, "--out", out) == 2
+    assert run_ls("pull", "--project", PROJECT, "--out", out) == 3  # environment: no server
     err = capsys.readouterr().err
     assert "cannot connect" in err and url in err
     assert not out.exists()
     doc = tmp_path / "d.txt"
     doc.write_text("到2015年，合格率达到96%。\n", encoding="utf-8")
-    assert run_ls("push", doc, "--project", PROJECT) == 2
+    assert run_ls("push", doc, "--project", PROJECT) == 3
     assert url in capsys.readouterr().err
     with pytest.raises(LSConnectionError, match=url):
         LabelStudioClient(url, "legacy-token").whoami()

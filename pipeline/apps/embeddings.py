@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pipeline.apps.views import Embed
+from pipeline.core.errors import MissingModelError
 
 
 class Embedder:
@@ -26,7 +27,7 @@ class Embedder:
 
         folder = Path(folder)
         if not (folder / "config.json").is_file():
-            raise ValueError(f"{folder}: not a model folder (config.json missing)")
+            raise MissingModelError(f"{folder}: not a model folder (config.json missing)")
         from transformers.utils import logging as hf_logging
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))

@@ -27,7 +27,7 @@ from pipeline.extractors.records import extraction_record
 
 if TYPE_CHECKING:
     from pipeline.apps.views import Embed
-
+from pipeline.core.errors import SetupError
 
 RAY_EXTRA = 'Ray is not installed: pip install -e ".[scale]" (ray[data])'
 
@@ -61,7 +61,7 @@ def start_ray(address: str, workers: int) -> bool:
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError(RAY_EXTRA) from exc
+        raise SetupError(RAY_EXTRA) from exc
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports sent anywhere

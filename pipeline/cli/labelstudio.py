@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ from pipeline.apps.labelstudio.client import (
     LabelStudioClient,
     LabelStudioError,
     LSAuthError,
-    LSConnectionError,
     get_personal_token,
 )
 from pipeline.apps.labelstudio.pull import pull
@@ -28,7 +26,6 @@ from pipeline.apps.labelstudio.push import (
     _task_key,
     document_specs,
     gold_coverage,
-    load_extractor,
     model_version,
     push_specs,
     select_paragraph_specs,
@@ -42,16 +39,15 @@ from pipeline.apps.labelstudio.server import (
     install_server,
     start_server,
 )
-from pipeline.core.annotations import (
-    ExportError,
-)
 from pipeline.core.documents import (
     DocumentError,
     collect_documents,
     documents_index,
     read_document,
 )
+from pipeline.core.errors import InputError, SetupError
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
+from pipeline.extractors.extract import load_extractor
 
 
 def _schema_arg(p: argparse.ArgumentParser) -> None:
@@ -66,17 +62,9 @@ def _url_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(command: str, exc: Exception) -> int:
-    print(f"planie ls {command}: error: {exc}", file=sys.stderr)
-    return 2 if isinstance(exc, LSConnectionError | LSAuthError) else 1
-
-
 def cmd_install(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    try:
-        exe = install_server(args.venv, args.version)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        return _fail("install", exc)
+    exe = install_server(args.venv, args.version)
     print(f"label-studio {args.version} at {exe} ({time.monotonic() - started:.0f} s)")
     return 0
 
@@ -85,14 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     pid_file = data_dir / PID_FILE
     if pid_file.exists() and _pid_alive(pid_file):
-        return _fail("serve", LabelStudioError(f"a server started from {data_dir} is still running ({pid_file})"))
-    try:
-        started = time.monotonic()
-        server = start_server(
-            data_dir, args.port, args.venv, host="127.0.0.1", timeout=args.timeout, ml_local=not args.block_local_ml
-        )
-    except LabelStudioError as exc:
-        return _fail("serve", exc)
+        raise LabelStudioError(f"a server started from {data_dir} is still running ({pid_file})")
+    started = time.monotonic()
+    server = start_server(
+        data_dir, args.port, args.venv, host="127.0.0.1", timeout=args.timeout, ml_local=not args.block_local_ml
+    )
     print(
         f"Label Studio {server.url} ready in {time.monotonic() - started:.0f} s "
         f"(data {data_dir}, log {server.log_path})"
@@ -162,11 +147,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     url = (args.url or os.environ.get(ENV_URL) or DEFAULT_URL).rstrip("/")
     user, password = os.environ.get(ENV_USER, ""), os.environ.get(ENV_PASSWORD, "")
     if not user or not password:
-        return _fail("token", LSAuthError(f"set {ENV_USER} and {ENV_PASSWORD} (the admin of {url})"))
-    try:
-        token = get_personal_token(url, user, password, rotate=args.rotate)
-    except LabelStudioError as exc:
-        return _fail("token", exc)
+        raise LSAuthError(f"set {ENV_USER} and {ENV_PASSWORD} (the admin of {url})")
+    token = get_personal_token(url, user, password, rotate=args.rotate)
     print(token)
     print(f"# export {ENV_TOKEN}=<the line above>", file=sys.stderr)
     return 0
@@ -175,7 +157,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     paths = collect_documents(args.docs)
     if not paths:
-        return _fail("push", LabelStudioError("no documents found in the inputs"))
+        raise InputError("no documents found in the inputs")
     documents, failed = [], 0
     for path in paths:
         try:
@@ -184,24 +166,21 @@ def cmd_push(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
     schema = load_schema(args.schema)
-    try:
-        client = LabelStudioClient(args.url)
-        client.whoami()  # fail on a bad URL or token before loading a model
-        extractor = load_extractor(args.model) if (args.select or not args.no_predictions) else None
-        version = model_version(extractor) if extractor is not None else ""
-        if args.select:
-            project = client.find_project(args.project)
-            exclude = {_task_key(t.get("data") or {}) for t in client.list_tasks(project["id"])} if project else set()
-            covered = gold_coverage(args.gold or [])
-            specs = select_paragraph_specs(documents, extractor, args.select, exclude, not args.no_predictions, covered)
-            if not specs:
-                print("no unlabeled paragraph left to push (all in the project or covered by --gold)")
-                return 0
-        else:
-            specs = document_specs(documents, None if args.no_predictions else extractor)
-        report = push_specs(client, args.project, specs, version, schema, args.backend_url)
-    except (LabelStudioError, ExportError) as exc:
-        return _fail("push", exc)
+    client = LabelStudioClient(args.url)
+    client.whoami()  # fail on a bad URL or token before loading a model
+    extractor = load_extractor(args.model) if (args.select or not args.no_predictions) else None
+    version = model_version(extractor) if extractor is not None else ""
+    if args.select:
+        project = client.find_project(args.project)
+        exclude = {_task_key(t.get("data") or {}) for t in client.list_tasks(project["id"])} if project else set()
+        covered = gold_coverage(args.gold or [])
+        specs = select_paragraph_specs(documents, extractor, args.select, exclude, not args.no_predictions, covered)
+        if not specs:
+            print("no unlabeled paragraph left to push (all in the project or covered by --gold)")
+            return 0
+    else:
+        specs = document_specs(documents, None if args.no_predictions else extractor)
+    report = push_specs(client, args.project, specs, version, schema, args.backend_url)
     print(report.summary())
     print(f"open {client.url}/projects/{report.project_id}/data")
     return 1 if (report.conflicts or failed) else 0
@@ -210,21 +189,18 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     schema = load_schema(args.schema)
     documents = documents_index(args.docs or [])
-    try:
-        client = LabelStudioClient(args.url)
-        report = pull(client, args.project, args.out, schema, documents, args.all_annotators, args.force)
-    except LabelStudioError as exc:
-        return _fail("pull", exc)
+    client = LabelStudioClient(args.url)
+    report = pull(client, args.project, args.out, schema, documents, args.all_annotators, args.force)
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def cmd_backend(args: argparse.Namespace) -> int:
+    service = PredictionService(load_extractor(args.model))
     try:
-        service = PredictionService(load_extractor(args.model))
         server = make_backend(service, args.host, args.port)
-    except (LabelStudioError, OSError) as exc:
-        return _fail("backend", exc)
+    except OSError as exc:
+        raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     print(f"ML backend for {service.model_version} at http://{args.host}:{args.port} (Ctrl-C stops it)")
     try:
         server.serve_forever()

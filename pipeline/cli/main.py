@@ -6,17 +6,14 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline.cli.encoder import add_encoder_commands
 from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
-from pipeline.core.documents import collect_documents, documents_index
-from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
-
-if TYPE_CHECKING:
-    from pipeline.extractors.extract import Extractor
+from pipeline.core.documents import documents_index
+from pipeline.core.errors import EXIT_CODES_HELP, PlanieError
 from pipeline.core.files import REPO
+from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
 
 
 def _add_schema_arg(p: argparse.ArgumentParser) -> None:
@@ -107,15 +104,6 @@ def cmd_markup(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_extractor(model: str, **options: object) -> Extractor:
-    from pipeline.extractors.extract import load_extractor as load
-
-    try:
-        return load(model, **options)
-    except ValueError as exc:
-        raise SystemExit(f"planie: {exc}") from exc
-
-
 def cmd_train_ner(args: argparse.Namespace) -> int:
     import logging
 
@@ -144,59 +132,24 @@ DEFAULT_MODEL = REPO / "models" / "planie-ner"
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from pipeline.apps.batch import run_extraction
+    from pipeline.apps.extraction import ExtractOptions, extract_inputs
 
-    paths = collect_documents(args.inputs)
-    if not paths:
-        print("planie extract: no input documents found", file=sys.stderr)
-        return 1
-    embed = None
-    if args.group_indicators == "embeddings":
-        embed_model = args.embed_model or (None if args.model == "rules" else args.model)
-        if embed_model is None:
-            print(
-                "planie extract: --group-indicators embeddings needs an encoder: with --model rules, "
-                "give one with --embed-model DIR (e.g. models/planie-ner)",
-                file=sys.stderr,
-            )
-            return 2
-        from pipeline.apps.embeddings import load_embedder
-
-        try:
-            embed = load_embedder(embed_model, device=args.device)
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"planie extract: cannot load the embedding model {embed_model}: {exc}") from exc
-    options = {"device": args.device, "batch_size": args.batch_size, "precision": args.precision}
-    options["relations"] = args.relations
-    grouping = {"embed": embed, "group_threshold": args.group_threshold}
-    if args.ray:
-        try:
-            from pipeline.apps.scale import run_extraction_ray
-
-            summary = run_extraction_ray(
-                paths,
-                Path(args.out),
-                args.model,
-                options=options,
-                address=args.ray,
-                workers=args.ray_workers,
-                resume=args.resume,
-                progress=not args.quiet,
-                **grouping,
-            )
-        except (ImportError, RuntimeError, ValueError) as exc:
-            raise SystemExit(f"planie extract: {exc}") from exc
-    else:
-        extractor = load_extractor(args.model, **options)
-        summary = run_extraction(
-            paths,
-            Path(args.out),
-            extractor,
-            workers=args.workers,
-            resume=args.resume,
-            progress=not args.quiet,
-            **grouping,
-        )
+    opts = ExtractOptions(
+        model=args.model,
+        relations=args.relations,
+        device=args.device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        workers=args.workers,
+        resume=args.resume,
+        progress=not args.quiet,
+        group_indicators=args.group_indicators,
+        group_threshold=args.group_threshold,
+        embed_model=args.embed_model,
+        ray=args.ray,
+        ray_workers=args.ray_workers,
+    )
+    summary = extract_inputs(args.inputs, Path(args.out), opts)
     for error in summary.errors:
         print(f"error: {error}", file=sys.stderr)
     print(
@@ -217,6 +170,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     schema = load_schema(args.schema)
     gold = load_gold_dir(args.gold)
+    from pipeline.extractors.extract import load_extractor
+
     extractor = load_extractor(args.model, device=args.device, precision=args.precision)
     report = evaluate_extractor(
         gold, extractor, schema, f"{extractor.ner_id} on {len(gold)} document(s)", traditional=args.traditional
@@ -275,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="planie",
         description="Structured commitments (agency, action, indicator, value, deadline) from Chinese plan documents.",
+        epilog=EXIT_CODES_HELP,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -399,5 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A library error (PlanieError) becomes one line on stderr and its exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except PlanieError as exc:
+        command = " ".join(filter(None, (args.command, getattr(args, "ls_command", None))))
+        print(f"planie {command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.errors import InputError
 from pipeline.core.files import write_atomic
 
 FROM_NAME = "label"
@@ -47,7 +48,7 @@ class AnnotatedDoc:
         return {s.id: s for s in self.spans}
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """A Label Studio export that cannot be read; the message names file, task and field."""
 
 

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from pipeline.core.errors import InputError
 
-class DocumentError(ValueError):
+
+class DocumentError(InputError):
     """A document that cannot be read as text; the message names the file."""
 
 

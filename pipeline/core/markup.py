@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
+from pipeline.core.errors import InputError
 
 _MARK = re.compile(r"\[\[([^\[\]|]+)\|([A-Z]+)(?:\|([^\[\]|]*))?(?:\|([^\[\]|]*))?\]\]")
 
 
-class MarkupError(ValueError):
+class MarkupError(InputError):
     pass
 
 

@@ -12,6 +12,7 @@ from pipeline.extractors.relations import link_rules
 
 if TYPE_CHECKING:
     pass
+from pipeline.core.errors import MissingModelError
 
 
 class Extractor(Protocol):
@@ -65,7 +66,7 @@ class ModelExtractor:
             self.linker = RelationModel(rel_dir, batch_size=batch_size)
             self.relations_id = self.linker.name
         elif relations is not None and relations != "rules":
-            raise ValueError(f"relations {str(relations)!r} is neither 'rules' nor a relation model folder")
+            raise MissingModelError(f"relations {str(relations)!r} is neither 'rules' nor a relation model folder")
 
     def predict(self, texts: Sequence[str]) -> list[tuple[list[Span], list[Relation]]]:
         link = self.linker.link if self.linker is not None else link_rules
@@ -73,15 +74,15 @@ class ModelExtractor:
 
 
 def check_model_arg(model: str) -> None:
-    """A ValueError unless ``model`` is 'rules' or an existing folder."""
+    """A MissingModelError unless ``model`` is 'rules' or an existing folder."""
     if model != "rules" and not Path(model).is_dir():
-        raise ValueError(f"model {model!r} is neither 'rules' nor a model folder")
+        raise MissingModelError(f"model {model!r} is neither 'rules' nor a model folder")
 
 
 def load_extractor(
     model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16", relations: str | None = None
 ) -> Extractor:
-    """'rules' or a trained model folder (``relations``: see ModelExtractor); a clear ValueError otherwise."""
+    """'rules' or a trained model folder (``relations``: see ModelExtractor); a MissingModelError otherwise."""
     check_model_arg(model)
     if model == "rules":
         return RulesExtractor()

@@ -15,6 +15,7 @@ from pipeline.core.alignment import (
 )
 from pipeline.core.annotations import Span
 from pipeline.core.documents import Segment, paragraphs
+from pipeline.core.errors import MissingModelError
 from pipeline.extractors.span_rules import tidy_spans, with_rule_spans
 
 MODEL_META = "planie.json"
@@ -125,7 +126,7 @@ class NerModel:
         self.model_dir = Path(model_dir)
         meta_path = self.model_dir / MODEL_META
         if not meta_path.exists():
-            raise FileNotFoundError(f"{self.model_dir}: not a planie NER model ({MODEL_META} missing)")
+            raise MissingModelError(f"{self.model_dir}: not a planie NER model ({MODEL_META} missing)")
         self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         self.tok = PieceTokenizer(AutoTokenizer.from_pretrained(str(self.model_dir)))
         self.model = load_token_classifier(self.model_dir)

@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline.core.alignment import PieceTokenizer
 from pipeline.core.annotations import Relation, Span
 from pipeline.core.documents import paragraphs
+from pipeline.core.errors import MissingModelError
 from pipeline.extractors.relation_inputs import (
     ENTITY_LABELS,
     RELATION_LABELS,
@@ -147,7 +148,7 @@ class RelationModel:
         self.model_dir = Path(model_dir)
         meta_path = self.model_dir / REL_META
         if not meta_path.exists():
-            raise FileNotFoundError(f"{self.model_dir}: not a planie relation model ({REL_META} missing)")
+            raise MissingModelError(f"{self.model_dir}: not a planie relation model ({REL_META} missing)")
         self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         self.variant = self.meta["variant"]
         self.tok = PieceTokenizer(AutoTokenizer.from_pretrained(str(self.model_dir / "encoder")))

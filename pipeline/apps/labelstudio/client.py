@@ -11,6 +11,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.core.errors import EXIT_SETUP, PlanieError
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -26,16 +28,20 @@ ENV_USER = "PLANIE_LS_USER"
 ENV_PASSWORD = "PLANIE_LS_PASSWORD"
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(PlanieError, RuntimeError):
     """Anything that went wrong talking to (or running) Label Studio; the message names the URL."""
 
 
 class LSConnectionError(LabelStudioError):
     """The server could not be reached."""
 
+    exit_code = EXIT_SETUP
+
 
 class LSAuthError(LabelStudioError):
     """The server refused the credentials (token, user or password)."""
+
+    exit_code = EXIT_SETUP
 
 
 class LSAPIError(LabelStudioError):

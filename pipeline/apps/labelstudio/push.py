@@ -24,15 +24,6 @@ from pipeline.core.documents import (
 from pipeline.core.schema import Schema, label_studio_config
 
 
-def load_extractor(model: str) -> Any:
-    from pipeline.extractors.extract import load_extractor as load
-
-    try:
-        return load(model)
-    except ValueError as exc:
-        raise LabelStudioError(str(exc)) from exc
-
-
 def model_version(extractor: Any) -> str:
     """``<ner>+<relations>``, plus a fingerprint of the weights for a model folder, so a model
     retrained into the same folder is a new version (its predictions are pushed again)."""

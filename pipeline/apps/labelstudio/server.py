@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.apps.labelstudio.client import ENV_PASSWORD, ENV_USER, LabelStudioError, LSConnectionError, _opener, _send
+from pipeline.core.errors import EXIT_SETUP, SetupError
 from pipeline.core.files import REPO
 
 LS_VERSION = "1.23.2"
@@ -56,9 +57,12 @@ def install_server(venv: str | Path = DEFAULT_VENV, version: str = LS_VERSION, p
         if probe.returncode == 0 and probe.stdout.strip() == version:
             return exe
     python = python or shutil.which("python3") or sys.executable
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"label-studio=={version}"], check=True, env=env)
+    try:
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"label-studio=={version}"], check=True, env=env)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SetupError(f"installing label-studio {version} into {venv} failed: {exc}") from exc
     return exe
 
 
@@ -186,6 +190,8 @@ def ensure_secret_key(data_dir: Path) -> None:
 
 class PortTakenError(LabelStudioError):
     """The port was free when checked but taken before label-studio bound it."""
+
+    exit_code = EXIT_SETUP
 
 
 def wait_healthy(

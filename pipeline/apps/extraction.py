@@ -1,0 +1,79 @@
+"""``planie extract`` as one library call: inputs → extractor (or Ray actors) → output folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.apps.batch import RunSummary, run_extraction
+from pipeline.core.documents import collect_documents
+from pipeline.core.errors import InputError, MissingModelError, UsageError
+from pipeline.extractors.extract import load_extractor
+
+if TYPE_CHECKING:
+    from pipeline.apps.views import Embed
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    model: str = "rules"
+    relations: str | None = None
+    device: str = "cpu"
+    batch_size: int = 32
+    precision: str = "bf16"
+    workers: int = 1
+    resume: bool = False
+    progress: bool = True
+    group_indicators: str = "strings"  # strings | embeddings
+    group_threshold: float = 0.9
+    embed_model: str | None = None
+    ray: str | None = None  # a Ray address ('local' starts one); None: this process
+    ray_workers: int = 2
+
+
+def indicator_embedder(opts: ExtractOptions) -> Embed | None:
+    """The encoder embedding indicator names for grouping, or None for the string rules only."""
+    if opts.group_indicators != "embeddings":
+        return None
+    embed_model = opts.embed_model or (None if opts.model == "rules" else opts.model)
+    if embed_model is None:
+        raise UsageError(
+            "--group-indicators embeddings needs an encoder: with --model rules, "
+            "give one with --embed-model DIR (e.g. models/planie-ner)"
+        )
+    from pipeline.apps.embeddings import load_embedder
+
+    try:
+        return load_embedder(embed_model, device=opts.device)
+    except (OSError, ValueError) as exc:
+        raise MissingModelError(f"cannot load the embedding model {embed_model}: {exc}") from exc
+
+
+def extract_inputs(inputs: list[str], out_dir: Path, opts: ExtractOptions) -> RunSummary:
+    """Extract every document found in ``inputs`` (files, folders, globs) into ``out_dir``."""
+    paths = collect_documents(inputs)
+    if not paths:
+        raise InputError("no input documents found")
+    embed = indicator_embedder(opts)
+    options = {"device": opts.device, "batch_size": opts.batch_size, "precision": opts.precision}
+    options["relations"] = opts.relations
+    grouping = {"embed": embed, "group_threshold": opts.group_threshold}
+    if opts.ray:
+        from pipeline.apps.scale import run_extraction_ray
+
+        return run_extraction_ray(
+            paths,
+            out_dir,
+            opts.model,
+            options=options,
+            address=opts.ray,
+            workers=opts.ray_workers,
+            resume=opts.resume,
+            progress=opts.progress,
+            **grouping,
+        )
+    extractor = load_extractor(opts.model, **options)
+    return run_extraction(
+        paths, out_dir, extractor, workers=opts.workers, resume=opts.resume, progress=opts.progress, **grouping
+    )
