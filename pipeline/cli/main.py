@@ -213,15 +213,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from pipeline.training.pretrain import PretrainConfig, pretrain
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = PretrainConfig(
-        out=args.out,
-        base=args.base,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        keep_layers=args.keep_layers,
-    )
+    options = ("out", "base", "epochs", "learning_rate", "hidden_size", "num_layers", "keep_layers")
+    cfg = PretrainConfig.parse({k: getattr(args, k) for k in options}, "planie pretrain options")
     print(f"model saved to {pretrain(cfg, [Path(c) for c in args.corpus])}")
     return 0
 

@@ -45,13 +45,13 @@ class PRF:
         }
 
 
-def _prf(gold: set, pred: set) -> PRF:
+def set_prf(gold: set, pred: set) -> PRF:
     return PRF(len(gold & pred), len(pred - gold), len(gold - pred))
 
 
 def score_sets(gold: Iterable[tuple], pred: Iterable[tuple], labels: Sequence[str]) -> dict[str, PRF]:
     """Per-label and micro PRF over items whose last element is their label."""
     gold, pred = set(gold), set(pred)
-    scores = {lab: _prf({g for g in gold if g[-1] == lab}, {p for p in pred if p[-1] == lab}) for lab in labels}
-    scores["micro"] = _prf(gold, pred)
+    scores = {lab: set_prf({g for g in gold if g[-1] == lab}, {p for p in pred if p[-1] == lab}) for lab in labels}
+    scores["micro"] = set_prf(gold, pred)
     return scores

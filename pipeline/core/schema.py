@@ -7,8 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-import yaml
-
+from pipeline.core.config import Config, read_yaml_mapping
+from pipeline.core.errors import ConfigError
 from pipeline.core.files import REPO
 
 DEFAULT_SCHEMA_PATH = REPO / "configs" / "schema.yaml"
@@ -63,37 +63,45 @@ class Schema:
         return head_label in rel.head and tail_label in rel.tail
 
 
+class _EntityEntry(Config):
+    label: str
+    colour: str
+    hotkey: str = ""
+    description: str = ""
+
+
+class _RelationEntry(Config):
+    label: str
+    head: list[str]
+    tail: list[str]
+    window: str = "sentence"
+    description: str = ""
+
+
+class _SchemaFile(Config):
+    version: int = 1
+    entities: list[_EntityEntry]
+    relations: list[_RelationEntry]
+
+
 def _parse(raw: dict, path: Path) -> Schema:
-    try:
-        entities = tuple(
-            EntityType(str(e["label"]), str(e["colour"]), str(e.get("hotkey", "")), str(e.get("description", "")))
-            for e in raw["entities"]
-        )
-        relations = tuple(
-            RelationType(
-                str(r["label"]),
-                tuple(r["head"]),
-                tuple(r["tail"]),
-                str(r.get("window", "sentence")),
-                str(r.get("description", "")),
-            )
-            for r in raw["relations"]
-        )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: malformed schema, missing or bad field {exc}") from exc
+    checked = _SchemaFile.parse(raw, path)
+    entities = tuple(EntityType(e.label, e.colour, e.hotkey, e.description) for e in checked.entities)
+    relations = tuple(
+        RelationType(r.label, tuple(r.head), tuple(r.tail), r.window, r.description) for r in checked.relations
+    )
     known = {e.label for e in entities}
     for rel in relations:
         for lab in rel.head + rel.tail:
             if lab not in known:
-                raise ValueError(f"{path}: relation {rel.label!r} names unknown entity type {lab!r}")
-    return Schema(int(raw.get("version", 1)), entities, relations)
+                raise ConfigError(f"{path}: relation {rel.label!r} names unknown entity type {lab!r}")
+    return Schema(checked.version, entities, relations)
 
 
 @lru_cache(maxsize=8)
 def load_schema(path: str | Path = DEFAULT_SCHEMA_PATH) -> Schema:
     path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        return _parse(yaml.safe_load(fh), path)
+    return _parse(read_yaml_mapping(path), path)
 
 
 def label_studio_config(schema: Schema) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.core.annotations import load_gold_dir
 from pipeline.core.files import write_atomic
+from pipeline.core.metrics import PRF
 from pipeline.core.schema import load_schema
 from pipeline.evaluation.relation_reports import linked, model_linker, relation_scores, rules_linker
 from pipeline.extractors.relation_inputs import RELATION_LABELS
@@ -20,7 +21,6 @@ def cross_validate(cfg: NerConfig, out_dir: Path, folds: Sequence[str] = ()) -> 
     """Leave-one-document-out: for each annotated document, train on all the others and score it.
     Folds already scored (their metrics.json exists) are skipped, so an interrupted run resumes."""
     import shutil
-    from dataclasses import replace
 
     from pipeline.evaluation.report import evaluate_extractor
     from pipeline.extractors.extract import ModelExtractor
@@ -32,9 +32,8 @@ def cross_validate(cfg: NerConfig, out_dir: Path, folds: Sequence[str] = ()) -> 
         fold_dir = out_dir / doc_id
         metrics_file = fold_dir / "metrics.json"
         if not metrics_file.exists():
-            fold_cfg = replace(
-                cfg, output_dir=str(fold_dir), train_docs=[d for d in docs if d != doc_id], test_docs=[doc_id]
-            )
+            others = [d for d in docs if d != doc_id]
+            fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=others, test_docs=[doc_id])
             model_dir = train_ner(fold_cfg)
             report = evaluate_extractor([docs[doc_id]], ModelExtractor(model_dir), schema, f"fold {doc_id}")
             report.write(fold_dir)
@@ -71,7 +70,7 @@ def summarise_folds(results: dict[str, Any], labels: list[str]) -> dict[str, Any
         for m in results.values():
             scores = (m if section == "model" else m["rules_baseline"])["entities"][lab]
             tp, fp, fn = tp + scores["tp"], fp + scores["fp"], fn + scores["fn"]
-        return round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else 0.0
+        return round(PRF(tp, fp, fn).f1, 4)
 
     return {
         "folds": rows,
@@ -104,7 +103,6 @@ def run_lodo(args: argparse.Namespace) -> int:
     """Leave-one-document-out: per fold, train the configured learned variant on the other
     documents and score it and the rules linker on the held-out one (given gold entities)."""
     import shutil
-    from dataclasses import replace
 
     from pipeline.extractors.relation_model import RelationModel
     from pipeline.training.relation_training import RelConfig, train_relations
@@ -116,7 +114,7 @@ def run_lodo(args: argparse.Namespace) -> int:
         fold = out / doc_id
         if (fold / "metrics.json").exists():
             continue
-        fold_cfg = replace(cfg, output_dir=str(fold), train_docs=[d for d in docs if d != doc_id], test_docs=[doc_id])
+        fold_cfg = cfg.replace(output_dir=str(fold), train_docs=[d for d in docs if d != doc_id], test_docs=[doc_id])
         model_dir = train_relations(fold_cfg)
         model = RelationModel(model_dir)
         test = [docs[doc_id]]
@@ -163,7 +161,7 @@ def lodo_summary(out: Path, doc_ids: Sequence[str], variant: str) -> dict[str, A
             tp = sum(folds[d][name]["relations"][k]["tp"] for d in folds)
             fp = sum(folds[d][name]["relations"][k]["fp"] for d in folds)
             fn = sum(folds[d][name]["relations"][k]["fn"] for d in folds)
-            summary["pooled"][name][k] = round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else 0.0
+            summary["pooled"][name][k] = round(PRF(tp, fp, fn).f1, 4)
     return summary
 
 

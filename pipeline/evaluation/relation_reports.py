@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
-
-RELATION_LABELS = ("value_of", "deadline_of", "responsible_for")
-
+from pipeline.extractors.relation_inputs import RELATION_LABELS
 
 Linker = Callable[[str, Sequence[Span]], list[Relation]]
 

@@ -11,7 +11,7 @@ from pipeline.core.annotations import AnnotatedDoc, Relation, Span
 
 if TYPE_CHECKING:
     pass
-from pipeline.core.metrics import PRF, _prf, score_sets
+from pipeline.core.metrics import PRF, score_sets, set_prf
 
 SpanKey = tuple[int, int, str]
 
@@ -60,7 +60,7 @@ def score_relations(
 def score_targets(gold: Sequence[AnnotatedDoc], pred: Sequence[AnnotatedDoc]) -> PRF:
     g = set().union(*(target_triples(d) for d in gold)) if gold else set()
     p = set().union(*(target_triples(d) for d in pred)) if pred else set()
-    return _prf(g, p)
+    return set_prf(g, p)
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,14 @@ from typing import Any
 from pipeline.core.alignment import Piece, PieceTokenizer, windows
 from pipeline.core.annotations import Span
 from pipeline.core.documents import SentenceIndex, to_simplified
+from pipeline.core.schema import load_schema
 from pipeline.extractors.relations import RELATION_TYPES, Candidate
 
+# From configs/schema.yaml; their order indexes the saved models' embeddings, so the schema's order is fixed.
 RELATION_LABELS = tuple(RELATION_TYPES)
-
-
-ENTITY_LABELS = ("AGENCY", "INDICATOR", "VALUE", "DEADLINE", "ACTION")
-
-
-HEAD_MARKERS = tuple(f"[H:{lab}]" for lab in ("VALUE", "DEADLINE", "AGENCY"))
-
-
-TAIL_MARKERS = tuple(f"[T:{lab}]" for lab in ("INDICATOR", "VALUE", "ACTION"))
-
-
+ENTITY_LABELS = load_schema().entity_labels
+HEAD_MARKERS = tuple(f"[H:{lab}]" for lab in dict.fromkeys(head for head, _ in RELATION_TYPES.values()))
+TAIL_MARKERS = tuple(f"[T:{lab}]" for lab in dict.fromkeys(t for _, tails in RELATION_TYPES.values() for t in tails))
 MARKERS = (*HEAD_MARKERS, "[/H]", *TAIL_MARKERS, "[/T]")
 
 

@@ -16,6 +16,7 @@ from pipeline.core.documents import (
     task_items,
     to_simplified,
 )
+from pipeline.core.schema import load_schema
 
 ASSIGNMENT_PAREN = re.compile(r"[（(][^（）()\r\n]*(?:牵头|负责|配合|分工|参与)[^（）()\r\n]*[）)]")
 
@@ -135,11 +136,8 @@ def link_rules(text: str, spans: Sequence[Span], inherit: bool = True) -> list[R
     return link_values(spans, index) + link_deadlines(text, spans, index, inherit) + link_responsibility(text, spans)
 
 
-RELATION_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "value_of": ("VALUE", ("INDICATOR",)),
-    "deadline_of": ("DEADLINE", ("VALUE", "ACTION")),
-    "responsible_for": ("AGENCY", ("ACTION",)),
-}
+# label -> (head label, tail labels), in schema order; every relation of the schema has one head type
+RELATION_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {r.label: (r.head[0], r.tail) for r in load_schema().relations}
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pipeline.core.alignment import (
     PieceTokenizer,
@@ -22,6 +20,7 @@ from pipeline.core.alignment import (
     to_hf_dataset,
 )
 from pipeline.core.annotations import AnnotatedDoc
+from pipeline.core.config import Config
 from pipeline.core.files import write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.ner import MODEL_META, Decoder, _module_weights, attach_crf
@@ -31,44 +30,40 @@ from pipeline.training.splits import make_splits
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class NerConfig:
-    base: str = "models/base/e5-small-zh"
-    annotations: str = "annotations"
-    splits: str = "configs/splits.yaml"
-    output_dir: str = "runs/ner"
-    max_length: int = 128
-    stride: int = 96
-    epochs: int = 20
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    lr_scheduler: str = "linear"
-    label_smoothing: float = 0.0  # softmax loss only; ignored with crf
-    dropout: float = 0.1
-    crf: bool = False  # a linear-chain CRF (pytorch-crf) over the token logits, Viterbi-decoded
-    rule_labels: list[str] = field(default_factory=list)  # labels taken from pipeline.rules at prediction time
-    freeze_embeddings: bool = True
-    bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
-    num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
-    early_stopping_patience: int = 4
-    seed: int = 13
-    device: str = "cpu"
-    schema: str = str(DEFAULT_SCHEMA_PATH)
-    max_steps: int = -1  # for smoke tests
-    train_docs: list[str] = field(default_factory=list)  # overrides the split (cross-validation)
-    test_docs: list[str] = field(default_factory=list)
+# pydantic warns that the field "schema" shadows BaseModel.schema (a deprecated classmethod); the
+# config key is older than the typed config and stays.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
 
-    @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> NerConfig:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown config field(s): {', '.join(sorted(unknown))}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**raw)
+    class NerConfig(Config):
+        """One NER run (configs/ner.yaml)."""
+
+        base: str = "models/base/e5-small-zh"
+        annotations: str = "annotations"
+        splits: str = "configs/splits.yaml"
+        output_dir: str = "runs/ner"
+        max_length: int = 128
+        stride: int = 96
+        epochs: float = 20
+        batch_size: int = 16
+        learning_rate: float = 1e-4
+        weight_decay: float = 0.01
+        warmup_ratio: float = 0.1
+        lr_scheduler: str = "linear"
+        label_smoothing: float = 0.0  # softmax loss only; ignored with crf
+        dropout: float = 0.1
+        crf: bool = False  # a linear-chain CRF (pytorch-crf) over the token logits, Viterbi-decoded
+        rule_labels: list[str] = []  # labels taken from pipeline.rules at prediction time
+        freeze_embeddings: bool = True
+        bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
+        num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
+        early_stopping_patience: int = 4
+        seed: int = 13
+        device: str = "cpu"
+        schema: str = str(DEFAULT_SCHEMA_PATH)
+        max_steps: int = -1  # for smoke tests
+        train_docs: list[str] = []  # overrides the split (cross-validation)
+        test_docs: list[str] = []
 
 
 def region_windows(doc: AnnotatedDoc, tok: PieceTokenizer, cfg: NerConfig) -> list[Window]:
@@ -221,7 +216,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     }
     write_atomic(model_dir / MODEL_META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
     run = {
-        "config": asdict(cfg),
+        "config": cfg.model_dump(),
         "git_commit": git_commit(),
         "data": {f.name: file_sha256(f) for f in sorted(Path(cfg.annotations).glob("*.json"))},
         "train_seconds": round(train_seconds, 1),

@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.core.alignment import PieceTokenizer, pre_tokenize
+from pipeline.core.config import Config
 from pipeline.core.documents import paragraphs, read_document, to_simplified
 from pipeline.core.files import write_atomic
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PretrainConfig:
+class PretrainConfig(Config):
+    """One masked-LM pretraining run."""
+
     out: str
     base: str | None = None  # None: a small BERT from scratch with a character vocabulary
     epochs: float = 3
@@ -143,7 +144,7 @@ def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
     trainer.save_model(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
     record = {
-        "config": asdict(cfg),
+        "config": cfg.model_dump(),
         "corpus": [str(p) for p in corpus],
         "pieces": len(ids),
         "seconds": round(time.time() - started, 1),

@@ -7,16 +7,15 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Literal
 
 from pipeline.core.alignment import PieceTokenizer, windows
 from pipeline.core.annotations import AnnotatedDoc
+from pipeline.core.config import Config
 from pipeline.core.documents import is_heading, paragraphs, to_simplified
 from pipeline.core.files import write_atomic
+from pipeline.core.metrics import PRF, set_prf
 from pipeline.extractors.relation_inputs import (
     MARKERS,
     RELATION_LABELS,
@@ -31,9 +30,10 @@ from pipeline.training.splits import relation_splits
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RelConfig:
-    variant: str = "biaffine"  # biaffine (one pass per document) | marker (one pass per pair)
+class RelConfig(Config):
+    """One relation linker run (configs/relations.yaml)."""
+
+    variant: Literal["biaffine", "marker"] = "biaffine"  # biaffine (one pass per document) | marker (one pass per pair)
     base: str = "models/base/e5-small-zh"
     annotations: str = "annotations"
     splits: str = "configs/splits.yaml"
@@ -57,20 +57,8 @@ class RelConfig:
     seed: int = 13
     max_steps: int = -1
     threshold: float = 0.5
-    train_docs: list[str] = field(default_factory=list)
-    test_docs: list[str] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> RelConfig:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        unknown = set(raw) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown config field(s): {', '.join(sorted(unknown))}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        cfg = cls(**raw)
-        if cfg.variant not in ("biaffine", "marker"):
-            raise ValueError(f"variant must be 'biaffine' or 'marker', got {cfg.variant!r}")
-        return cfg
+    train_docs: list[str] = []
+    test_docs: list[str] = []
 
 
 def gold_keys(doc: AnnotatedDoc) -> set[tuple[str, str, str]]:
@@ -170,10 +158,9 @@ def _pair_f1(pred) -> dict[str, float]:  # noqa: ANN001
     )
     keep = labels != -100
     p, g = logits[keep] > 0, labels[keep] > 0.5
-    tp = float((p & g).sum())
-    prec = tp / max(p.sum(), 1)
-    rec = tp / max(g.sum(), 1)
-    return {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0}
+    tp = int((p & g).sum())
+    scores = PRF(tp, int(p.sum()) - tp, int(g.sum()) - tp)
+    return {"precision": scores.precision, "recall": scores.recall, "f1": scores.f1}
 
 
 def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
@@ -254,7 +241,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     write_atomic(model_dir / REL_META, json.dumps({**meta, **meta_extra}, ensure_ascii=False, indent=2) + "\n")
     thresholds = tune_thresholds(model_dir, dev_docs) if dev_docs else {}
     run = {
-        "config": asdict(cfg),
+        "config": cfg.model_dump(),
         "git_commit": git_commit(),
         "data": {f.name: file_sha256(f) for f in sorted(Path(cfg.annotations).glob("*.json"))},
         "train_seconds": round(seconds, 1),
@@ -322,8 +309,7 @@ def tune_thresholds(model_dir: Path, dev_docs: Sequence[AnnotatedDoc]) -> dict[s
                 for r in decode(cands, probs, t)
                 if r.label == lab
             }
-            tp = len(pred & gold)
-            return 2 * tp / (len(pred) + len(gold)) if pred or gold else 0.0
+            return set_prf(gold, pred).f1
 
         chosen[lab] = max(THRESHOLD_GRID, key=lambda t: (f1(t), -abs(t - 0.5))) if gold else 0.5
     meta = json.loads((model_dir / REL_META).read_text(encoding="utf-8"))

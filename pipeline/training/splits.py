@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-import yaml
+from pydantic import Field
 
 from pipeline.core.annotations import AnnotatedDoc, load_gold_dir
+from pipeline.core.config import Config
 from pipeline.core.documents import paragraphs
+
+
+class SplitsConfig(Config):
+    """configs/splits.yaml: documents by id (the file stems of the gold exports)."""
+
+    train: list[str]
+    test: list[str] = []
+    dev_block: float = Field(0.15, ge=0, lt=1)  # share of each train document's last paragraphs kept for dev
 
 
 class SplitSource(Protocol):
@@ -58,9 +66,9 @@ def cut_dev_block(doc: AnnotatedDoc, share: float) -> tuple[AnnotatedDoc, Annota
 
 def make_splits(cfg: SplitSource) -> Splits:
     docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
-    split_cfg = yaml.safe_load(Path(cfg.splits).read_text(encoding="utf-8"))
-    train_ids = cfg.train_docs or split_cfg["train"]
-    test_ids = cfg.test_docs or split_cfg["test"]
+    split_cfg = SplitsConfig.load(cfg.splits)
+    train_ids = cfg.train_docs or split_cfg.train
+    test_ids = cfg.test_docs or split_cfg.test
     missing = [i for i in [*train_ids, *test_ids] if i not in docs]
     if missing:
         raise ValueError(f"{cfg.splits}: no gold annotations for {', '.join(missing)} in {cfg.annotations}/")
@@ -68,7 +76,7 @@ def make_splits(cfg: SplitSource) -> Splits:
         raise ValueError(f"{cfg.splits}: documents in both train and test: {set(train_ids) & set(test_ids)}")
     train, dev = [], []
     for i in train_ids:
-        t, d = cut_dev_block(docs[i], float(split_cfg.get("dev_block", 0.15)))
+        t, d = cut_dev_block(docs[i], split_cfg.dev_block)
         train.append(t)
         if d is not None:
             dev.append(d)
