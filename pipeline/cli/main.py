@@ -12,7 +12,7 @@ from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
 from pipeline.core.documents import documents_index
 from pipeline.core.errors import EXIT_CODES_HELP, PlanieError
-from pipeline.core.files import REPO
+from pipeline.core.files import REPO, json_files
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
 
 
@@ -25,19 +25,12 @@ def cmd_ls_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expand_json(paths: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files.extend(sorted(p.glob("*.json")) if p.is_dir() else [p])
-    return files
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.core.validate import validate_export
 
     schema = load_schema(args.schema)
     documents = documents_index(args.docs) if args.docs else None
-    files = _expand_json(args.files)
+    files = json_files(args.files)
     total = 0
     for f in files:
         problems = validate_export(f, schema, documents)

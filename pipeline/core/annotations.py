@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import InputError
-from pipeline.core.files import write_atomic
+from pipeline.core.files import json_files, write_atomic
 
 FROM_NAME = "label"
 
@@ -179,10 +179,4 @@ def load_gold(path: str | Path) -> list[AnnotatedDoc]:
 
 
 def load_gold_dir(paths: list[str | Path]) -> list[AnnotatedDoc]:
-    docs: list[AnnotatedDoc] = []
-    for p in paths:
-        p = Path(p)
-        files = sorted(p.glob("*.json")) if p.is_dir() else [p]
-        for f in files:
-            docs.extend(load_gold(f))
-    return docs
+    return [doc for f in json_files(paths) for doc in load_gold(f)]

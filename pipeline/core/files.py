@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: configs/, models/ and .ls-venv/ live here
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def json_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Each path as given, a folder replaced by every *.json in it (sorted)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files.extend(sorted(p.glob("*.json")) if p.is_dir() else [p])
+    return files
 
 
 def write_atomic(path: str | Path, content: str) -> None:

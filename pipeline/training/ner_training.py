@@ -21,7 +21,7 @@ from pipeline.core.alignment import (
 )
 from pipeline.core.annotations import AnnotatedDoc
 from pipeline.core.config import Config
-from pipeline.core.files import write_atomic
+from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.ner import MODEL_META, Decoder, _module_weights, attach_crf
 from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, _last_checkpoint, file_sha256, git_commit, keep_lower_layers
@@ -218,7 +218,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     run = {
         "config": cfg.model_dump(),
         "git_commit": git_commit(),
-        "data": {f.name: file_sha256(f) for f in sorted(Path(cfg.annotations).glob("*.json"))},
+        "data": {f.name: file_sha256(f) for f in json_files([cfg.annotations])},
         "train_seconds": round(train_seconds, 1),
         "log_history": trainer.state.log_history,
         "best_dev": trainer.state.best_metric,

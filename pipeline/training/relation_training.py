@@ -14,7 +14,7 @@ from pipeline.core.alignment import PieceTokenizer, windows
 from pipeline.core.annotations import AnnotatedDoc
 from pipeline.core.config import Config
 from pipeline.core.documents import is_heading, paragraphs, to_simplified
-from pipeline.core.files import write_atomic
+from pipeline.core.files import json_files, write_atomic
 from pipeline.core.metrics import PRF, set_prf
 from pipeline.extractors.relation_inputs import (
     MARKERS,
@@ -25,6 +25,7 @@ from pipeline.extractors.relation_inputs import (
 )
 from pipeline.extractors.relation_model import REL_META, RelationModel, build_model, decode
 from pipeline.extractors.relations import candidate_pairs
+from pipeline.training.runs import keep_lower_layers
 from pipeline.training.splits import relation_splits
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,7 @@ def _encoder(base: str, num_layers: int, dropout: float):  # noqa: ANN202
 
     enc = AutoModel.from_pretrained(base, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     if num_layers and num_layers < len(enc.encoder.layer):
-        enc.encoder.layer = enc.encoder.layer[:num_layers]
-        enc.config.num_hidden_layers = num_layers
+        keep_lower_layers(enc, num_layers)
     return enc
 
 
@@ -243,7 +243,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     run = {
         "config": cfg.model_dump(),
         "git_commit": git_commit(),
-        "data": {f.name: file_sha256(f) for f in sorted(Path(cfg.annotations).glob("*.json"))},
+        "data": {f.name: file_sha256(f) for f in json_files([cfg.annotations])},
         "train_seconds": round(seconds, 1),
         "examples": {"train": len(train_set), "dev": len(dev_set)},
         "log_history": trainer.state.log_history,

@@ -21,6 +21,7 @@ from pipeline.core.documents import (
     Segment,
     first_difference,
 )
+from pipeline.core.files import json_files
 from pipeline.core.schema import Schema, label_studio_config
 
 
@@ -159,17 +160,16 @@ def gold_coverage(paths: Sequence[str | Path]) -> dict[str, list[tuple[int, int]
     """doc_id → the annotated regions of the gold exports in these files/folders (None: the whole
     document; paragraph-built files written by :func:`pull` record theirs in ``data.regions``)."""
     covered: dict[str, list[tuple[int, int]] | None] = {}
-    for p in map(Path, paths):
-        for f in sorted(p.glob("*.json")) if p.is_dir() else [p]:
-            for task in load_export_tasks(f):
-                if pick_annotation(task) is None:
-                    continue
-                doc_id = str(task["data"].get("doc_id") or "")
-                regions = task["data"].get("regions")
-                if regions is None:
-                    covered[doc_id] = None
-                elif covered.get(doc_id, []) is not None:
-                    covered.setdefault(doc_id, []).extend((int(a), int(b)) for a, b in regions)  # type: ignore[union-attr]
+    for f in json_files(paths):
+        for task in load_export_tasks(f):
+            if pick_annotation(task) is None:
+                continue
+            doc_id = str(task["data"].get("doc_id") or "")
+            regions = task["data"].get("regions")
+            if regions is None:
+                covered[doc_id] = None
+            elif covered.get(doc_id, []) is not None:
+                covered.setdefault(doc_id, []).extend((int(a), int(b)) for a, b in regions)  # type: ignore[union-attr]
     return covered
 
 
