@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
-
-if TYPE_CHECKING:
-    pass
 from pipeline.core.metrics import PRF, score_sets, set_prf
 
 SpanKey = tuple[int, int, str]

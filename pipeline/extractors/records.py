@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
 from pipeline.core.documents import SentenceIndex
-
-if TYPE_CHECKING:
-    pass
 from pipeline.extractors.extract import Extractor
 
 
