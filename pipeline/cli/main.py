@@ -15,6 +15,7 @@ from pipeline.core.documents import documents_index
 from pipeline.core.errors import EXIT_CODES_HELP, PlanieError
 from pipeline.core.files import REPO, json_files
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
+from pipeline.extractors.precision import PRECISION_HELP, PRECISIONS
 
 
 def _add_schema_arg(p: argparse.ArgumentParser) -> None:
@@ -117,9 +118,6 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
     model_dir = train_ner(cfg, resume=args.resume)
     print(f"model saved to {model_dir}")
     return 0
-
-
-PRECISION_HELP = "bf16 autocast (default; about 2.5x faster on CPU) or fp32 matmuls; weights are the same"
 
 
 DEFAULT_MODEL = REPO / "models" / "planie-ner"
@@ -264,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: %(default)s)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--workers", type=int, default=2, help="threads reading and decoding documents")
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
+    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--resume", action="store_true", help="keep documents already in OUT/extractions.jsonl")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -337,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder")
     p.add_argument("--out", help="folder for report.md, metrics.json and PNG plots")
     p.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
+    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_schema_arg(p)
     p.set_defaults(func=cmd_evaluate)
