@@ -8,6 +8,7 @@ Install the server with scripts/ls_install.sh.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -49,6 +50,13 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("PLANIE_REQUIRE_LS") == "1":
         pytest.fail(f"{reason} (PLANIE_REQUIRE_LS=1: the Label Studio tests must run)")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _sdk_installed(request) -> None:
+    """Every test but the pure ones talks through label-studio-sdk (the `annotate` extra)."""
+    if "no_sdk" not in request.keywords and importlib.util.find_spec("label_studio_sdk") is None:
+        _unavailable('label-studio-sdk not installed: pip install -e ".[annotate]"')
 
 
 def _start(data: Path, **kwargs) -> Server:
@@ -370,7 +378,7 @@ def test_ml_backend_serves_predictions_to_the_server(ls, seed):
         assert ml["state"] == "CO" and ml["url"] == url
         (task,) = client.list_tasks(project["id"])
         assert task["predictions"] == []
-        client.request("GET", f"/api/tasks/{task['id']}/")  # an annotator opens the task: the server asks
+        client.sdk.tasks.get(id=task["id"])  # an annotator opens the task: the server asks
         (task,) = client.list_tasks(project["id"])
         (pred,) = task["predictions"]
         assert pred["model_version"] == service.model_version
@@ -410,7 +418,7 @@ def test_all_annotators_get_a_file_each(ls, seed, tmp_path):
     text = read_document(seed).text
     assert run_ls("push", seed, "--project", PROJECT, "--no-predictions") == 0
     (task,) = _project_tasks(client)
-    second = client.request("POST", "/api/users/", {"email": "second@localhost", "username": "second"})
+    second = client.sdk.users.create(email="second@localhost", username="second").dict()
     mine = [_span(text, "　　由", "省质监局", "AGENCY", "a1")]
     theirs = [_span(text, "　　由", "省质监局牵头", "ACTION", "b1")]
     client.create_annotation(task["id"], mine)
