@@ -8,6 +8,7 @@ Install the server with scripts/ls_install.sh.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -49,6 +50,13 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("PLANIE_REQUIRE_LS") == "1":
         pytest.fail(f"{reason} (PLANIE_REQUIRE_LS=1: the Label Studio tests must run)")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _sdk_installed(request) -> None:
+    """Every test but the pure ones talks through label-studio-sdk (the `annotate` extra)."""
+    if "no_sdk" not in request.keywords and importlib.util.find_spec("label_studio_sdk") is None:
+        _unavailable('label-studio-sdk not installed: pip install -e ".[annotate]"')
 
 
 def _start(data: Path, **kwargs) -> Server:
@@ -370,7 +378,7 @@ def test_ml_backend_serves_predictions_to_the_server(ls, seed):
         assert ml["state"] == "CO" and ml["url"] == url
         (task,) = client.list_tasks(project["id"])
         assert task["predictions"] == []
-        client.request("GET", f"/api/tasks/{task['id']}/")  # an annotator opens the task: the server asks
+        client.sdk.tasks.get(id=task["id"])  # an annotator opens the task: the server asks
         (task,) = client.list_tasks(project["id"])
         (pred,) = task["predictions"]
         assert pred["model_version"] == service.model_version
@@ -410,7 +418,7 @@ def test_all_annotators_get_a_file_each(ls, seed, tmp_path):
     text = read_document(seed).text
     assert run_ls("push", seed, "--project", PROJECT, "--no-predictions") == 0
     (task,) = _project_tasks(client)
-    second = client.request("POST", "/api/users/", {"email": "second@localhost", "username": "second"})
+    second = client.sdk.users.create(email="second@localhost", username="second").dict()
     mine = [_span(text, "　　由", "省质监局", "AGENCY", "a1")]
     theirs = [_span(text, "　　由", "省质监局牵头", "ACTION", "b1")]
     client.create_annotation(task["id"], mine)
@@ -462,3 +470,54 @@ def test_secret_key_is_one_label_studio_can_read_back(tmp_path, capsys):
     lines = (tmp_path / ".env").read_text().splitlines()
     assert "OTHER=1" in lines and [k for k in lines if k.startswith("SECRET_KEY=")] == [lines[-1]]
     assert not lines[-1].startswith("SECRET_KEY=$") and "cannot read back" in capsys.readouterr().err
+
+
+def test_backend_learns_from_submitted_annotations_through_the_server(ls, seed, tmp_path):
+    """Connect a learning backend, annotate, press "Start Training" (POST /api/ml/ID/train): the
+    server asks the backend, which fine-tunes the tiny model, scores it on a fixed gold set and
+    promotes it; the server's next predictions come from the promoted version."""
+    from pipeline.apps.labelstudio.learning import LearnConfig, Learner, ModelStore
+    from pipeline.apps.labelstudio.push import model_version
+    from pipeline.core.annotations import write_export
+    from pipeline.extractors.extract import RulesExtractor, extract_documents, load_extractor
+
+    _, client = ls
+    text, other = read_document(seed), read_document(SEED_2)
+    model = _tiny_ner_model(tmp_path / "ner", [text.text, other.text])
+    write_export(tmp_path / "gold" / "eval.json", extract_documents([other], RulesExtractor()))  # fixed eval set
+    store = ModelStore(tmp_path / "work")
+    store.seed(model)
+    service = PredictionService(load_extractor(str(store.current_dir)))
+    cfg = LearnConfig(tmp_path / "work", (str(tmp_path / "gold"),), {seed.stem: seed}, epochs=1, max_steps=4)
+    learner = Learner(store, client, cfg, lambda d: service.swap(load_extractor(str(d))))
+    backend = make_backend(service, "127.0.0.1", free_port(), learner)
+    url = f"http://127.0.0.1:{backend.server_address[1]}"
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    try:
+        assert run_ls("push", seed, "--project", PROJECT, "--no-predictions", "--backend-url", url) == 0
+        project = client.find_project(PROJECT)
+        (task,) = client.list_tasks(project["id"])
+        spans = [("　　由", "省质监局", "AGENCY"), ("漯河三市创建“", "全国质量强市示范城市", "INDICATOR")]
+        client.create_annotation(task["id"], [_span(text.text, *s, f"a{i}") for i, s in enumerate(spans)])
+        first = service.model_version
+        (ml,) = client.ml_backends(project["id"])
+        client.train(ml["id"])  # the server POSTs {"action": "START_TRAINING"} to the backend's /webhook
+        assert learner.thread is not None
+        learner.thread.join(120)  # a few seconds alone; CI machines are shared
+        with urllib.request.urlopen(f"{url}/status", timeout=10) as resp:
+            status = json.loads(resp.read())
+        report = status["last_run"]
+        assert report["status"] == "promoted", report
+        assert report["train_docs"] == [seed.stem] and report["eval"]["docs"] == [other.doc_id]
+        assert {"current", "candidate"} <= set(report["eval"]) and report["train"]["epochs"] == 1
+        assert status["current"] == store.current == "v0001" and status["versions"] == ["v0000", "v0001"]
+        assert (tmp_path / "work" / "runs" / "0001" / "report.json").is_file()
+        promoted = model_version(load_extractor(str(store.versions_dir / "v0001")))
+        assert service.model_version == status["model_version"] == promoted != first
+
+        client.retrieve_predictions(project["id"], [task["id"]])  # the server asks the backend again
+        (task,) = client.list_tasks(project["id"])
+        assert [p["model_version"] for p in task["predictions"]] == [promoted]
+    finally:
+        backend.shutdown()
+        backend.server_close()

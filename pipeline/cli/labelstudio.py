@@ -21,6 +21,7 @@ from pipeline.apps.labelstudio.client import (
     LSAuthError,
     get_personal_token,
 )
+from pipeline.apps.labelstudio.learning import LearnConfig, Learner, ModelStore
 from pipeline.apps.labelstudio.pull import pull
 from pipeline.apps.labelstudio.push import (
     document_specs,
@@ -45,9 +46,9 @@ from pipeline.core.documents import (
     documents_index,
     read_document,
 )
-from pipeline.core.errors import InputError, SetupError
+from pipeline.core.errors import InputError, SetupError, UsageError
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
-from pipeline.extractors.extract import load_extractor
+from pipeline.extractors.extract import check_model_arg, load_extractor
 
 
 def _schema_arg(p: argparse.ArgumentParser) -> None:
@@ -195,10 +196,42 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _learning_backend(args: argparse.Namespace) -> tuple[PredictionService, Learner]:
+    """The served model from WORK/current (seeded from --model) and the Learner that replaces it."""
+    if not args.eval:
+        raise UsageError("--work-dir needs --eval GOLD (files or folders): the fixed evaluation set of each round")
+    store = ModelStore(Path(args.work_dir))
+    if store.current is None:
+        if args.model == "rules":
+            raise UsageError("a learning backend fine-tunes a trained model: give --model DIR")
+        check_model_arg(args.model)
+        store.seed(args.model)
+    service = PredictionService(load_extractor(str(store.current_dir)))
+    cfg = LearnConfig(
+        Path(args.work_dir),
+        tuple(args.eval),
+        documents_index(args.docs or []),
+        args.schema,
+        args.epochs,
+        args.max_steps,
+    )
+    learner = Learner(store, LabelStudioClient(args.url), cfg, lambda d: service.swap(load_extractor(str(d))))
+    print(
+        f"learning: serving {store.current} of {store.versions_dir}; a train request fine-tunes it on the project's "
+        f"annotations, scores it on {len(learner.gold)} gold document(s), promotes it if not worse; "
+        f"reports in {learner.runs_dir}/NNNN/report.json"
+    )
+    return service, learner
+
+
 def cmd_backend(args: argparse.Namespace) -> int:
-    service = PredictionService(load_extractor(args.model))
+    learner = None
+    if args.work_dir:
+        service, learner = _learning_backend(args)
+    else:
+        service = PredictionService(load_extractor(args.model))
     try:
-        server = make_backend(service, args.host, args.port)
+        server = make_backend(service, args.host, args.port, learner)
     except OSError as exc:
         raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     print(f"ML backend for {service.model_version} at http://{args.host}:{args.port} (Ctrl-C stops it)")
@@ -315,14 +348,27 @@ def add_ls_commands(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
     p = sub.add_parser(
         "backend",
-        help="serve the model's predictions as a Label Studio ML backend",
+        help="serve the model's predictions as a Label Studio ML backend; with --work-dir it also learns",
         description=(
             'GET /health, POST /setup, POST /predict -> {"results": [...]}; connect it with '
-            "`planie ls push ... --backend-url http://127.0.0.1:PORT`."
+            "`planie ls push ... --backend-url http://127.0.0.1:PORT`. With --work-dir and --eval, Label Studio's "
+            'train requests (the model card\'s "Start Training", or every N submitted annotations when the project '
+            "asks for it) start a training round in the background: pull the project's validated annotations, "
+            "fine-tune the served version for a few epochs on the CPU, score strict entity micro-F1 on the --eval "
+            "gold, promote the new version if not worse (WORK/versions/, WORK/current) and serve it; every round "
+            "leaves WORK/runs/NNNN/report.json. One round at a time: a request during a round answers 'busy'. "
+            f"The backend pulls with ${ENV_TOKEN} from ${ENV_URL} (or --url)."
         ),
     )
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder (default: %(default)s)")
     p.add_argument("--port", type=int, default=9090, help="port (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument("--work-dir", help="learn: model versions, the current pointer and run reports live here")
+    p.add_argument("--eval", nargs="*", metavar="GOLD", help="the fixed evaluation set: gold exports (files, folders)")
+    p.add_argument("--docs", nargs="*", help="folders of the source .txt files (paragraph tasks map back to them)")
+    p.add_argument("--epochs", type=float, default=3, help="epochs per training round (default: %(default)s)")
+    p.add_argument("--max-steps", type=int, default=-1, help="cap on optimizer steps per round (default: none)")
+    _url_arg(p)
+    _schema_arg(p)
     p.set_defaults(func=cmd_backend)
     return ls

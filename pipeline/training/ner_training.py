@@ -23,8 +23,15 @@ from pipeline.core.annotations import AnnotatedDoc
 from pipeline.core.config import Config
 from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
-from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, module_weights
-from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, keep_lower_layers, last_checkpoint
+from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, crf_weights, module_weights
+from pipeline.training.runs import (
+    EPOCHS_KEEP_BEST_DEV_F1,
+    EPOCHS_NO_DEV,
+    file_sha256,
+    git_commit,
+    keep_lower_layers,
+    last_checkpoint,
+)
 from pipeline.training.splits import make_splits
 
 log = logging.getLogger(__name__)
@@ -164,7 +171,8 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     if cfg.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
     if cfg.crf:
-        attach_crf(model, len(labels))
+        # fine-tuning a planie CRF model (the ML backend's training rounds) keeps its transitions
+        attach_crf(model, len(labels), crf_weights(Path(cfg.base)) if Path(cfg.base).is_dir() else None)
 
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -177,7 +185,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
         label_smoothing_factor=cfg.label_smoothing,
-        **EPOCHS_KEEP_BEST_DEV_F1,
+        **(EPOCHS_KEEP_BEST_DEV_F1 if dev_w else EPOCHS_NO_DEV),
         seed=cfg.seed,
         use_cpu=cfg.device == "cpu",
         dataloader_num_workers=0,
@@ -190,10 +198,10 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         model=model,
         args=args,
         train_dataset=to_hf_dataset(train_w, tok, label2id),
-        eval_dataset=to_hf_dataset(dev_w, tok, label2id),
+        eval_dataset=to_hf_dataset(dev_w, tok, label2id) if dev_w else None,
         data_collator=DataCollatorForTokenClassification(tokenizer),
         compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, module_weights(model))),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)] if dev_w else [],
     )
     started = time.time()
     last = last_checkpoint(out / "checkpoints") if resume else None

@@ -31,6 +31,13 @@ EPOCHS_KEEP_BEST_DEV_F1: dict[str, Any] = {
     "logging_strategy": "epoch",
     "report_to": [],
 }
+# Without dev windows (a few short annotated paragraphs): train the given epochs, keep the last weights.
+EPOCHS_NO_DEV: dict[str, Any] = {
+    "eval_strategy": "no",
+    "save_strategy": "no",
+    "logging_strategy": "epoch",
+    "report_to": [],
+}
 
 
 def keep_lower_layers(model, n: int) -> None:  # noqa: ANN001

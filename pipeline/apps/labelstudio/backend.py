@@ -1,4 +1,4 @@
-"""The ML backend: a small HTTP service Label Studio asks for predictions."""
+"""The ML backend: a small HTTP service Label Studio asks for predictions and, with a Learner, to train."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pipeline.apps.labelstudio.learning import Learner
 from pipeline.apps.labelstudio.push import mean_score, model_version, prediction_items
 
 
@@ -19,6 +20,12 @@ class PredictionService:
         self.extractor = extractor
         self.model_version = model_version(extractor)
         self._lock = threading.Lock()
+
+    def swap(self, extractor: Any) -> None:
+        """Serve another model from now on (a promoted version)."""
+        version = model_version(extractor)
+        with self._lock:
+            self.extractor, self.model_version = extractor, version
 
     def predict(self, tasks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         texts = [str((t.get("data") or {}).get("text", "")) for t in tasks]
@@ -34,9 +41,23 @@ class PredictionService:
         return out
 
 
-def make_backend(service: PredictionService, host: str = "127.0.0.1", port: int = 9090) -> ThreadingHTTPServer:
+def train_project_id(path: str, body: dict[str, Any]) -> int | None:
+    """The project a train request is for: ``POST /webhook`` with ``{"action": "START_TRAINING",
+    "project": {...}}`` (label-studio 1.23) or the older ``POST /train`` with ``"project": "ID.EPOCH"``."""
+    project = body.get("project")
+    if path == "/webhook":
+        if body.get("action") != "START_TRAINING" or not isinstance(project, dict):
+            return None
+        return int(project["id"])
+    return int(str(project).split(".")[0])
+
+
+def make_backend(
+    service: PredictionService, host: str = "127.0.0.1", port: int = 9090, learner: Learner | None = None
+) -> ThreadingHTTPServer:
     """An HTTP server speaking the Label Studio ML backend protocol (GET /health, POST /setup,
-    POST /predict → {"results": [...]}); training stays outside (``planie train-ner``)."""
+    POST /predict → {"results": [...]}); with a ``learner``, train requests start a training round
+    (GET /status tells how it went). Without one, training stays outside (``planie train-ner``)."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "planie-ml-backend/1"
@@ -62,7 +83,9 @@ def make_backend(service: PredictionService, host: str = "127.0.0.1", port: int 
             if path in ("", "/health"):
                 self._reply(200, {"status": "UP", "model_class": "planie", "model_version": service.model_version})
             elif path == "/versions":
-                self._reply(200, {"versions": [service.model_version]})
+                self._reply(200, {"versions": learner.store.versions() if learner else [service.model_version]})
+            elif path == "/status":
+                self._reply(200, {"model_version": service.model_version, **(learner.status() if learner else {})})
             else:
                 self._reply(404, {"error": f"unknown path {self.path}"})
 
@@ -86,12 +109,25 @@ def make_backend(service: PredictionService, host: str = "127.0.0.1", port: int 
                     self._reply(500, {"error": f"prediction failed: {exc}"})
                     return
                 self._reply(200, {"results": results, "model_version": service.model_version})
-            elif path == "/webhook":
-                self._reply(200, {"status": "ignored", "detail": "training runs outside Label Studio"})
-            elif path == "/train":
-                self._reply(501, {"error": "training runs outside Label Studio: planie train-ner"})
+            elif path in ("/webhook", "/train"):
+                self._train(path, body)
             else:
                 self._reply(404, {"error": f"unknown path {self.path}"})
+
+        def _train(self, path: str, body: dict[str, Any]) -> None:
+            if learner is None:
+                detail = "training runs outside Label Studio: planie train-ner (or start the backend with --work-dir)"
+                self._reply(200 if path == "/webhook" else 501, {"status": "ignored", "detail": detail})
+                return
+            try:
+                project_id = train_project_id(path, body)
+            except (KeyError, TypeError, ValueError) as exc:
+                self._reply(400, {"error": f"no project id in the train request: {exc}"})
+                return
+            if project_id is None:  # an annotation event: training waits for a train request
+                self._reply(200, {"status": "ignored", "action": body.get("action")})
+                return
+            self._reply(200, learner.request(project_id))
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             sys.stderr.write(f"[ml-backend] {self.address_string()} {format % args}\n")

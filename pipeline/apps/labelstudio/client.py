@@ -1,17 +1,21 @@
-"""Label Studio REST client (standard library HTTP only), its errors and the personal token."""
+"""The Label Studio client (label-studio-sdk, the ``annotate`` extra), its errors and the personal token.
+
+The form login that creates the first personal access token and the health probe stay on the
+standard library: the SDK cannot log in with e-mail and password, and `planie ls serve` needs no SDK."""
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pipeline.core.errors import EXIT_SETUP, PlanieError
+from pipeline.core.errors import EXIT_SETUP, PlanieError, SetupError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -95,11 +99,16 @@ def send_request(
         ) from exc
 
 
-def _detail(raw: bytes) -> str:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        text = raw.decode("utf-8", "replace").strip()
+def _detail(raw: bytes | Any) -> str:
+    """The useful part of an error answer: raw bytes, or the body the SDK already parsed."""
+    data = raw
+    if isinstance(raw, bytes):
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            data = raw.decode("utf-8", "replace")
+    if isinstance(data, str):
+        text = data.strip()
         return (text[:300] + "…") if len(text) > 300 else text
     if isinstance(data, dict):
         for key in ("validation_errors", "detail", "error", "message"):
@@ -108,177 +117,168 @@ def _detail(raw: bytes) -> str:
     return json.dumps(data, ensure_ascii=False)[:300]
 
 
-def _is_jwt(token: str) -> bool:
-    return token.count(".") == 2
+ANNOTATE_EXTRA = 'pip install -e ".[annotate]"'
+
+
+def require_sdk() -> Any:
+    """The ``label_studio_sdk`` module, or a SetupError telling how to install the ``annotate`` extra."""
+    try:
+        import label_studio_sdk
+    except ImportError as exc:
+        raise SetupError(
+            f"the Label Studio commands need label-studio-sdk, which is not installed: {ANNOTATE_EXTRA}"
+        ) from exc
+    return label_studio_sdk
+
+
+def _plain(obj: Any) -> Any:
+    """SDK response models as plain JSON-like dicts and lists (the fields the server sent)."""
+    if isinstance(obj, list):
+        return [_plain(o) for o in obj]
+    if hasattr(obj, "dict") and not isinstance(obj, dict):
+        return obj.dict()
+    return obj
 
 
 class LabelStudioClient:
-    """A small REST client for the calls the round trip needs.
+    """The calls the round trip needs, through label-studio-sdk, with planie's errors.
 
     ``url`` defaults to ``$LABEL_STUDIO_URL`` (else http://127.0.0.1:8080), ``token`` to
-    ``$LABEL_STUDIO_API_KEY``: a personal access token (refresh JWT) or a legacy token."""
+    ``$LABEL_STUDIO_API_KEY``: a personal access token (refresh JWT, exchanged for access tokens
+    by the SDK) or a legacy token. Answers are plain dicts. ``sdk`` is the SDK client itself."""
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 120) -> None:
         self.url = (url or os.environ.get(ENV_URL) or DEFAULT_URL).rstrip("/")
         self.token = (token if token is not None else os.environ.get(ENV_TOKEN, "")).strip()
-        self.timeout = timeout
-        self._access: str | None = None
-        self._opener = make_opener(self.url)
+        sdk = require_sdk()
+        import httpx
+
         if not self.token:
             raise LSAuthError(
                 f"no API token for Label Studio at {self.url}: set {ENV_TOKEN} "
                 f"(`planie ls token` prints a personal access token)"
             )
+        # httpx would send loopback traffic through $HTTP(S)_PROXY: not for a local server.
+        http = httpx.Client(timeout=timeout, follow_redirects=True, trust_env=not _is_loopback(self.url))
+        with self._errors("connect"):
+            self.sdk = sdk.LabelStudio(base_url=self.url, api_key=self.token, httpx_client=http)
 
-    # -- transport
-    def _raw(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None, auth=True):  # noqa: ANN001, ANN202
-        url = self.url + path
-        if params:
-            url += "?" + urllib.parse.urlencode(params, doseq=True)
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if auth:
-            headers["Authorization"] = self._authorization()
-        return send_request(self._opener, self.url, method, url, data, headers, self.timeout)
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """SDK and transport errors as LabelStudioError subclasses that name the URL and the fix."""
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+        from pydantic import ValidationError
 
-    def _authorization(self) -> str:
-        if not _is_jwt(self.token):
-            return f"Token {self.token}"
-        if self._access is None:
-            self._refresh()
-        return f"Bearer {self._access}"
-
-    def _refresh(self) -> None:
-        status, raw = self._raw("POST", "/api/token/refresh/", {"refresh": self.token}, auth=False)
-        if status in (400, 401, 403):
-            raise LSAuthError(
-                f"Label Studio at {self.url} rejected the API token from {ENV_TOKEN} "
-                f"(HTTP {status}: {_detail(raw)}); get a new one with `planie ls token`"
-            )
-        if status != 200:
-            raise LSAPIError(f"{self.url}/api/token/refresh/: HTTP {status}: {_detail(raw)}", status)
         try:
-            self._access = json.loads(raw)["access"]
-        except (ValueError, KeyError) as exc:
-            raise LSAPIError(f"{self.url}/api/token/refresh/: unexpected answer {_detail(raw)}") from exc
-
-    def request(
-        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None, raw: bool = False
-    ) -> Any:
-        """JSON in, JSON out; one transparent retry after refreshing an expired access token."""
-        for attempt in range(2):
-            status, content = self._raw(method, path, body, params)
-            if status == 401 and attempt == 0 and _is_jwt(self.token):
-                self._access = None  # the access token expired: refresh and retry once
-                continue
-            break
-        if status == 401:
-            raise LSAuthError(
-                f"Label Studio at {self.url} refused the API token from {ENV_TOKEN} ({_detail(content)}); "
-                f"get a new one with `planie ls token`"
-            )
-        if status >= 400:
-            raise LSAPIError(f"{method} {self.url}{path}: HTTP {status}: {_detail(content)}", status)
-        if raw:
-            return content
-        if not content:
-            return None
-        try:
-            return json.loads(content)
-        except ValueError as exc:
-            raise LSAPIError(f"{method} {self.url}{path}: not JSON (is this a Label Studio server?)", status) from exc
+            yield
+        except httpx.TransportError as exc:
+            raise LSConnectionError(
+                f"cannot connect to Label Studio at {self.url} ({exc or type(exc).__name__}); is the server "
+                f"running? (planie ls serve; the URL comes from --url or {ENV_URL})"
+            ) from exc
+        except ApiError as exc:
+            detail = _detail(exc.body)
+            if exc.status_code == 401:
+                raise LSAuthError(
+                    f"Label Studio at {self.url} refused the API token from {ENV_TOKEN} (HTTP {exc.status_code}: "
+                    f"{detail}); get a new one with `planie ls token`"
+                ) from exc
+            raise LSAPIError(f"{what} at {self.url}: HTTP {exc.status_code}: {detail}", exc.status_code or 0) from exc
+        except (ValueError, ValidationError) as exc:  # an answer that is not Label Studio's JSON
+            raise LSAPIError(
+                f"{what} at {self.url}: unexpected answer ({exc}); is this a Label Studio server?"
+            ) from exc
 
     # -- API
     def whoami(self) -> dict[str, Any]:
-        return self.request("GET", "/api/current-user/whoami")
+        with self._errors("who am I"):
+            return _plain(self.sdk.users.whoami())
 
     def find_project(self, title: str) -> dict[str, Any] | None:
-        page = 1
-        while True:
-            data = self.request("GET", "/api/projects/", params={"title": title, "page": page, "page_size": 100})
-            results = data.get("results", []) if isinstance(data, dict) else data
-            for project in results:
-                if project.get("title") == title:
-                    return project
-            if not isinstance(data, dict) or not data.get("next"):
-                return None
-            page += 1
+        with self._errors("list projects"):
+            return next(
+                (_plain(p) for p in self.sdk.projects.list(title=title, page_size=100) if p.title == title), None
+            )
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        with self._errors(f"get project {project_id}"):
+            return _plain(self.sdk.projects.get(id=project_id))
 
     def create_project(self, title: str, label_config: str) -> dict[str, Any]:
-        return self.request("POST", "/api/projects/", {"title": title, "label_config": label_config})
+        with self._errors("create project"):
+            return _plain(self.sdk.projects.create(title=title, label_config=label_config))
 
     def update_project(self, project_id: int, **fields: Any) -> dict[str, Any]:
-        return self.request("PATCH", f"/api/projects/{project_id}/", fields)
+        with self._errors(f"update project {project_id}"):
+            return _plain(self.sdk.projects.update(id=project_id, **fields))
 
     def list_tasks(self, project_id: int) -> list[dict[str, Any]]:
         """Every task of the project with its annotations and predictions."""
-        tasks: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            data = self.request(
-                "GET", "/api/tasks/", params={"project": project_id, "page": page, "page_size": 100, "fields": "all"}
-            )
-            batch = data.get("tasks", []) if isinstance(data, dict) else data
-            tasks.extend(batch)
-            total = data.get("total", len(tasks)) if isinstance(data, dict) else len(tasks)
-            if not batch or len(tasks) >= total:
-                return tasks
-            page += 1
+        with self._errors(f"list tasks of project {project_id}"):
+            return [_plain(t) for t in self.sdk.tasks.list(project=project_id, fields="all", page_size=100)]
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
-        data = self.request("POST", f"/api/projects/{project_id}/import", tasks, params={"return_task_ids": "true"})
-        return list(data.get("task_ids") or [])
+        with self._errors(f"import tasks into project {project_id}"):
+            answer = self.sdk.projects.import_tasks(id=project_id, request=tasks, return_task_ids=True)
+        return list(getattr(answer, "task_ids", None) or [])
 
     def update_task(self, task_id: int, data: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", f"/api/tasks/{task_id}/", {"data": data})
+        with self._errors(f"update task {task_id}"):
+            return _plain(self.sdk.tasks.update(id=str(task_id), data=data))
 
     def create_prediction(
         self, task_id: int, result: list[dict[str, Any]], model_version: str, score: float | None = None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"task": task_id, "result": result, "model_version": model_version}
-        if score is not None:
-            body["score"] = score
-        return self.request("POST", "/api/predictions/", body)
+        extra = {} if score is None else {"score": score}
+        with self._errors(f"create a prediction for task {task_id}"):
+            return _plain(
+                self.sdk.predictions.create(task=task_id, result=result, model_version=model_version, **extra)
+            )
 
     def delete_prediction(self, prediction_id: int) -> None:
-        self.request("DELETE", f"/api/predictions/{prediction_id}/")
+        with self._errors(f"delete prediction {prediction_id}"):
+            self.sdk.predictions.delete(id=prediction_id)
 
     def create_annotation(self, task_id: int, result: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return self.request("POST", f"/api/tasks/{task_id}/annotations/", {"result": result, **extra})
+        with self._errors(f"annotate task {task_id}"):
+            return _plain(self.sdk.annotations.create(id=task_id, result=result, **extra))
 
     def update_annotation(self, annotation_id: int, result: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return self.request("PATCH", f"/api/annotations/{annotation_id}/", {"result": result, **extra})
+        with self._errors(f"update annotation {annotation_id}"):
+            return _plain(self.sdk.annotations.update(id=annotation_id, result=result, **extra))
 
     def export(self, project_id: int) -> list[dict[str, Any]]:
-        """Tasks with at least one finished annotation (JSON export, annotations in full)."""
-        data = self.request("GET", f"/api/projects/{project_id}/export", params={"exportType": "JSON"})
+        """Tasks with at least one finished annotation (JSON export, annotations in full). Not
+        ``exports.as_json``: on the Community server that includes the unannotated tasks."""
+        with self._errors(f"export project {project_id}"):
+            raw = b"".join(self.sdk.projects.exports.download_sync(id=project_id, export_type="JSON"))
+            data = json.loads(raw or b"[]")
         return data if isinstance(data, list) else []
 
     def users(self) -> dict[int, str]:
-        data = self.request("GET", "/api/users/")
-        rows = data.get("results", data) if isinstance(data, dict) else data
+        with self._errors("list users"):
+            rows = _plain(self.sdk.users.list())
         return {int(u["id"]): str(u.get("email") or u.get("username") or u["id"]) for u in rows}
 
     def ml_backends(self, project_id: int) -> list[dict[str, Any]]:
-        return self.request("GET", "/api/ml/", params={"project": project_id}) or []
+        with self._errors(f"list the ML backends of project {project_id}"):
+            return _plain(self.sdk.ml.list(project=project_id)) or []
 
     def add_ml_backend(self, project_id: int, url: str, title: str) -> dict[str, Any]:
-        return self.request(
-            "POST", "/api/ml/", {"url": url, "project": project_id, "title": title, "is_interactive": False}
-        )
+        with self._errors("connect ML backend"):
+            return _plain(self.sdk.ml.create(url=url, project=project_id, title=title, is_interactive=False))
 
-    def retrieve_predictions(self, project_id: int, task_ids: Sequence[int] | None = None) -> Any:
+    def train(self, backend_id: int) -> None:
+        """Ask the ML backend to train (the UI's "Start Training"; the server answers before it does)."""
+        with self._errors(f"start training ML backend {backend_id}"):
+            self.sdk.ml.train(id=backend_id)
+
+    def retrieve_predictions(self, project_id: int, task_ids: Sequence[int] | None = None) -> None:
         """Ask the project's ML backend for predictions on these tasks (all tasks if None)."""
         selected = {"all": True, "excluded": []} if task_ids is None else {"all": False, "included": list(task_ids)}
-        return self.request(
-            "POST",
-            "/api/dm/actions/",
-            {"selectedItems": selected},
-            params={"id": "retrieve_tasks_predictions", "project": project_id},
-        )
+        with self._errors(f"retrieve predictions for project {project_id}"):
+            self.sdk.actions.create(id="retrieve_tasks_predictions", project=project_id, selected_items=selected)
 
 
 def get_personal_token(url: str, user: str, password: str, rotate: bool = False, timeout: float = 60) -> str:

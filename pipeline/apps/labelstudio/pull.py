@@ -208,6 +208,51 @@ def build_pulled_docs(
     return docs, problems, notes
 
 
+def _check(doc: AnnotatedDoc, target: Path, where: str, schema: Schema, documents: dict[str, Path]) -> list[str]:
+    """Problems of one pulled document: the schema's checks, and its text against the source file."""
+    from pipeline.core.validate import validate_result
+
+    found = validate_result(doc.text, result_items(doc), schema, (str(target), f"{doc.doc_id} ({where})", None))
+    if found:
+        return [str(p) for p in found]
+    if doc.doc_id in documents and not doc.meta.get("regions"):
+        try:
+            original = read_document(documents[doc.doc_id]).text
+        except DocumentError as exc:
+            return [str(exc)]
+        if original != doc.text:
+            at = first_difference(original, doc.text)
+            return [f"{doc.doc_id} ({where}): the task text differs from {documents[doc.doc_id]} at character {at}"]
+    return []
+
+
+def fetch_validated(
+    client: LabelStudioClient,
+    project_id: int,
+    out_dir: Path,
+    schema: Schema,
+    documents: dict[str, Path] | None = None,
+    all_annotators: bool = False,
+) -> tuple[list[tuple[Path, AnnotatedDoc]], PullReport]:
+    """The project's finished annotations as (target file in ``out_dir``, document) pairs that pass
+    validation; the others are the report's problems. Nothing is written."""
+    documents = documents or {}
+    tasks = client.export(project_id)
+    names = client.users() if all_annotators else None
+    docs, problems, notes = build_pulled_docs(tasks, documents, all_annotators, names)
+    report = PullReport(problems=list(problems), notes=list(notes))
+    checked = []
+    for (who, doc_id), (doc, where) in docs.items():
+        target = (out_dir / who / f"{doc_id}.json") if who else out_dir / f"{doc_id}.json"
+        found = _check(doc, target, where, schema, documents)
+        report.problems += found
+        if not found:
+            checked.append((target, doc))
+    if not tasks:
+        report.notes.append(f"project {project_id} has no finished annotations yet")
+    return checked, report
+
+
 def pull(
     client: LabelStudioClient,
     title: str,
@@ -222,36 +267,12 @@ def pull(
 
     Everything is fetched and checked before the first file is written. An existing file with a
     different annotation is a conflict (left alone) unless ``force``."""
-    from pipeline.core.validate import validate_result
-
-    documents = documents or {}
-    out_dir = Path(out_dir)
     project = client.find_project(title)
     if project is None:
         raise LabelStudioError(f"no project named {title!r} at {client.url}")
-    tasks = client.export(project["id"])
-    names = client.users() if all_annotators else None
-    docs, problems, notes = build_pulled_docs(tasks, documents, all_annotators, names)
-    report = PullReport(problems=list(problems), notes=list(notes))
+    checked, report = fetch_validated(client, project["id"], Path(out_dir), schema, documents, all_annotators)
     plan: list[tuple[Path, AnnotatedDoc]] = []
-    for (who, doc_id), (doc, where) in docs.items():
-        target = (out_dir / who / f"{doc_id}.json") if who else out_dir / f"{doc_id}.json"
-        found = validate_result(doc.text, result_items(doc), schema, (str(target), f"{doc_id} ({where})", None))
-        if doc_id in documents and not doc.meta.get("regions"):
-            try:
-                original = read_document(documents[doc_id]).text
-            except DocumentError as exc:
-                report.problems.append(str(exc))
-                continue
-            if original != doc.text:
-                report.problems.append(
-                    f"{doc_id} ({where}): the task text differs from {documents[doc_id]} at character "
-                    f"{first_difference(original, doc.text)}"
-                )
-                continue
-        if found:
-            report.problems += [str(p) for p in found]
-            continue
+    for target, doc in checked:
         if target.exists():
             try:
                 old = load_gold(target)
@@ -272,6 +293,4 @@ def pull(
     for target, doc in plan:
         write_export(target, [doc])
         report.written.append(target)
-    if not tasks:
-        report.notes.append(f"project {title!r} has no finished annotations yet")
     return report
