@@ -12,8 +12,9 @@ from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
 from pipeline.core.documents import documents_index
 from pipeline.core.errors import EXIT_CODES_HELP, PlanieError
-from pipeline.core.files import REPO, json_files
+from pipeline.core.files import json_files
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
+from pipeline.extractors.extract import DEFAULT_MODEL
 
 
 def _add_schema_arg(p: argparse.ArgumentParser) -> None:
@@ -121,9 +122,6 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
 PRECISION_HELP = "bf16 autocast (default; about 2.5x faster on CPU) or fp32 matmuls; weights are the same"
 
 
-DEFAULT_MODEL = REPO / "models" / "planie-ner"
-
-
 def cmd_extract(args: argparse.Namespace) -> int:
     from pipeline.apps.extraction import ExtractOptions, extract_inputs
 
@@ -212,12 +210,23 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml takes it from ``pipeline.__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("planie")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="planie",
         description="Structured commitments (agency, action, indicator, value, deadline) from Chinese plan documents.",
         epilog=EXIT_CODES_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"planie {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ls-config", help="print the Label Studio labeling config generated from the schema")

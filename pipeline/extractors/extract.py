@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
 from pipeline.core.documents import Document
+from pipeline.core.errors import MissingModelError
+from pipeline.core.files import REPO
 from pipeline.extractors.relations import link_rules
 
-if TYPE_CHECKING:
-    pass
-from pipeline.core.errors import MissingModelError
+DEFAULT_MODEL = REPO / "models" / "planie-ner"  # the shipped model
 
 
 class Extractor(Protocol):
