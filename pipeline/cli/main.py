@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_markup)
 
     p = sub.add_parser("extract", help="extract entities, relations, targets and tasks from documents")
-    p.add_argument("inputs", nargs="+", help="documents: files, folders (recursive) or globs (.txt .docx .html)")
+    p.add_argument("inputs", nargs="+", help="documents: files, folders (recursive) or globs (.txt .docx .html .pdf)")
     p.add_argument(
         "--out", required=True, help="output folder: extractions.jsonl, targets.csv, tasks.csv, index.html, html/"
     )
