@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.documents import Document
-from pipeline.extractors.extract import DEFAULT_MODEL, Extractor, extract_documents, load_extractor
+from pipeline.extractors.extract import BATCH_DOCS, DEFAULT_MODEL, Extractor, extract_batches, load_extractor
 from pipeline.extractors.records import extraction_record
 
 
 class Planie:
     """A loaded extractor (model or rules) that returns ``extractions.jsonl`` records."""
 
-    def __init__(self, extractor: Extractor, batch_docs: int = 8) -> None:
+    def __init__(self, extractor: Extractor, batch_docs: int = BATCH_DOCS) -> None:
         self.extractor = extractor
         self.batch_docs = batch_docs
 
@@ -42,11 +42,8 @@ class Planie:
         if not len(ids) == len(paths) == len(texts):
             raise ValueError(f"{len(texts)} texts, {len(ids)} doc_ids and {len(paths)} sources: give one of each")
         documents = [Document(i, s, t, "str") for i, s, t in zip(ids, paths, texts, strict=True)]
-        records = []
-        for start in range(0, len(documents), self.batch_docs):
-            batch = extract_documents(documents[start : start + self.batch_docs], self.extractor)
-            records += [extraction_record(doc, self.extractor) for doc in batch]
-        return records
+        batches = extract_batches(documents, self.extractor, self.batch_docs)
+        return [extraction_record(doc, self.extractor) for batch in batches for doc in batch]
 
 
 def load(

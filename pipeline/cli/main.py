@@ -164,9 +164,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.extractors.extract import load_extractor
 
     extractor = load_extractor(args.model, device=args.device, precision=args.precision)
-    report = evaluate_extractor(
-        gold, extractor, schema, f"{extractor.ner_id} on {len(gold)} document(s)", traditional=args.traditional
-    )
+    title = f"{extractor.ner_id} on {len(gold)} document(s)"
+    report = evaluate_extractor(gold, extractor, schema, title, traditional=args.traditional, progress=not args.quiet)
     if args.out:
         run_file = Path(args.model).parent / "run.json"
         log = json.loads(run_file.read_text(encoding="utf-8"))["log_history"] if run_file.exists() else None
@@ -342,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder")
     p.add_argument("--out", help="folder for report.md, metrics.json and PNG plots")
     p.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_schema_arg(p)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from pipeline.core.annotations import load_gold_dir
 from pipeline.core.files import write_atomic
 from pipeline.core.metrics import PRF
@@ -28,7 +30,7 @@ def cross_validate(cfg: NerConfig, out_dir: Path, folds: Sequence[str] = ()) -> 
     schema = load_schema(cfg.schema)
     docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
     results: dict[str, Any] = {}
-    for doc_id in folds or sorted(docs):
+    for doc_id in tqdm(folds or sorted(docs), desc="cv folds", unit="fold"):
         fold_dir = out_dir / doc_id
         metrics_file = fold_dir / "metrics.json"
         if not metrics_file.exists():
@@ -110,7 +112,7 @@ def run_lodo(args: argparse.Namespace) -> int:
     cfg = RelConfig.load(args.config, variant=args.variant, epochs=args.epochs, num_layers=args.num_layers)
     docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
     out = Path(args.out)
-    for doc_id in args.folds or sorted(docs):
+    for doc_id in tqdm(args.folds or sorted(docs), desc="lodo folds", unit="fold"):
         fold = out / doc_id
         if (fold / "metrics.json").exists():
             continue
