@@ -92,12 +92,13 @@ def test_planie_extract_reads_pdf_and_reports_a_scanned_one(
 def test_lines_join_unless_a_paragraph_starts() -> None:
     lines = [
         Line("1", 290, 300, 40),  # a page number: dropped
-        Line("新段落", 72, 120, 610),  # after a gap (lines are put in reading order)
+        Line("新段落", 72, 120, 590),  # after a gap (lines are put in reading order)
         Line("Quality", 72, 520, 700),
         Line("ISO 9001", 72, 520, 682),  # continues a full line: Latin words get a space
-        Line("标准", 72, 520, 664),
+        Line("标准达到7", 72, 520, 664),
+        Line("5%。", 72, 200, 646),  # a number broken over two lines stays whole
     ]
     laid = lay_out(lines, 12.0)
-    assert [ln.text for ln in laid] == ["Quality", "ISO 9001", "标准", "新段落"]
-    assert paragraphs_of(laid) == ["Quality ISO 9001标准", "新段落"]
+    assert [ln.text for ln in laid] == ["Quality", "ISO 9001", "标准达到7", "5%。", "新段落"]
+    assert paragraphs_of(laid) == ["Quality ISO 9001标准达到75%。", "新段落"]
     assert paragraphs_of([LaidLine("一", False, False, False), LaidLine("二", True, False, False)]) == ["一", "二"]

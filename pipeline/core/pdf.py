@@ -3,10 +3,11 @@
 pdfium gives the characters of each page with their boxes and breaks lines where the layout does. The
 lines of a page are put in reading order (top to bottom: these plans are set in one column), lines that
 are only a page number (``— 3 —``, ``第3页``) are dropped, and a line joins the one before it unless a
-paragraph starts there: after a short line (ending before the right margin), at an indented line (the
+paragraph starts there: after a short line (ending before the right margin with a sentence end such as
+。or ：, or filling less than three quarters of the text width), at an indented line (the
 first-line indent of Chinese documents, or a centred heading), or after a vertical gap wider than the
 usual line spacing. A paragraph continues across a page break on the same terms. Joined lines get no
-space between them, except between two Latin letters or digits.
+space between them, except between two Latin letters (a number broken over two lines stays whole).
 
 A PDF without any text (a scanned document) is an error: it needs OCR first, and an empty record would
 hide that.
@@ -24,7 +25,9 @@ from pipeline.core.errors import InputError, SetupError
 _PAGE_NUMBER = re.compile(r"[\s\-—–－]*(?:第\s*)?\d{1,4}(?:\s*页)?(?:\s*/\s*\d{1,4})?[\s\-—–－]*")
 _GAP_FACTOR = 1.4  # a gap this many times the usual line spacing separates paragraphs
 _INDENT_CHARS = 1.0  # a line starting this many characters right of the margin is indented
-_SHORT_CHARS = 1.5  # a line ending this many characters left of the margin is short
+_SHORT_CHARS = 1.5  # a line ending this many characters left of the margin is short if it ends a sentence
+_SHORT_SHARE = 0.75  # or if it fills less than this share of the text width (a heading, a last line)
+_PARAGRAPH_END = ("。", "：", "；", "！", "？", ":", ";", "!", "?", "”", "」", "）")
 
 
 Box = tuple[float, float, float, float]
@@ -73,6 +76,7 @@ def lay_out(lines: list[Line], width: float) -> list[LaidLine]:
     if not lines:
         return []
     margin_left, margin_right = min(ln.left for ln in lines), max(ln.right for ln in lines)
+    body = margin_right - margin_left
     gaps = [a.baseline - b.baseline for a, b in zip(lines, lines[1:], strict=False)]
     spacing = statistics.median(gaps) if gaps else 0.0
     out = []
@@ -82,7 +86,8 @@ def lay_out(lines: list[Line], width: float) -> list[LaidLine]:
             LaidLine(
                 ln.text,
                 indented=ln.left > margin_left + _INDENT_CHARS * width,
-                short=ln.right < margin_right - _SHORT_CHARS * width,
+                short=ln.right < margin_right - _SHORT_CHARS * width
+                and (ln.text.endswith(_PARAGRAPH_END) or ln.right - margin_left < _SHORT_SHARE * body),
                 gap_before=bool(i) and gap > _GAP_FACTOR * spacing,
             )
         )
@@ -90,7 +95,8 @@ def lay_out(lines: list[Line], width: float) -> list[LaidLine]:
 
 
 def _joiner(a: str, b: str) -> str:
-    return " " if a[-1:].isascii() and a[-1:].isalnum() and b[:1].isascii() and b[:1].isalnum() else ""
+    """A space between two Latin words; nothing elsewhere (a number broken across lines stays whole)."""
+    return " " if a[-1:].isascii() and a[-1:].isalpha() and b[:1].isascii() and b[:1].isalpha() else ""
 
 
 def paragraphs_of(lines: Sequence[LaidLine]) -> list[str]:
