@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from pipeline.cli.cv import add_cv_options
 from pipeline.cli.encoder import add_encoder_commands
 from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
@@ -187,12 +188,13 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 def cmd_cv(args: argparse.Namespace) -> int:
     import logging
 
+    from pipeline.cli.cv import cv_plan
     from pipeline.evaluation.crossval import cross_validate
     from pipeline.training.ner_training import NerConfig
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = NerConfig.load(args.config, base=args.base, epochs=args.epochs, num_layers=args.num_layers)
-    summary = cross_validate(cfg, Path(args.out), folds=args.folds or ())
+    summary = cross_validate(cfg, Path(args.out), cv_plan(args))
     print((Path(args.out) / "cv.md").read_text(encoding="utf-8"))
     return 0 if summary["folds"] else 1
 
@@ -327,10 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (twice the size)")
     p.set_defaults(func=cmd_export_model)
 
-    p = sub.add_parser("cv", help="leave-one-document-out cross-validation of the NER model")
+    p = sub.add_parser("cv", help="grouped K-fold cross-validation of the NER model (by document or by province)")
     p.add_argument("--config", default="configs/ner.yaml", help="run config (default: %(default)s)")
-    p.add_argument("--out", default="runs/cv", help="folder for per-fold reports and cv.md (default: %(default)s)")
-    p.add_argument("--folds", nargs="*", help="only these doc ids (default: every annotated document)")
+    p.add_argument(
+        "--out", default="runs/cv", help="folds.json, per-fold reports, cv.json and cv.md (default: %(default)s)"
+    )
+    add_cv_options(p)
     p.add_argument("--base", help="override: base checkpoint")
     p.add_argument("--epochs", type=float, help="override: epochs")
     p.add_argument("--num-layers", type=int, help="override: keep only the lower N layers")
