@@ -101,7 +101,7 @@ def load_token_classifier(model_dir: Path) -> Any:
     return model
 
 
-def _module_weights(model: Any) -> dict[str, Any] | None:
+def module_weights(model: Any) -> dict[str, Any] | None:
     crf = getattr(model, "crf", None)
     return None if crf is None else {f"crf.{k}": v.detach().float().cpu().numpy() for k, v in crf.state_dict().items()}
 
@@ -138,7 +138,7 @@ class NerModel:
             raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
         self.precision = precision  # bf16: autocast for the matmuls (weights stay fp32)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
-        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], _module_weights(self.model))
+        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], module_weights(self.model))
         self._torch = torch
 
     @property

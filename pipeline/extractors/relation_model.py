@@ -14,8 +14,8 @@ from pipeline.extractors.relation_inputs import (
     ENTITY_LABELS,
     RELATION_LABELS,
     PairFeatures,
-    _collate_marker,
     biaffine_tensors,
+    collate_marker,
     marked_input,
 )
 from pipeline.extractors.relations import Candidate, candidate_pairs, inherit_deadlines
@@ -187,7 +187,7 @@ class RelationModel:
         inputs = [marked_input(text, c, self.tok, marker_ids, self.meta["max_length"]) for c in cands]
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].ids))
         probs = [0.0] * len(inputs)
-        collate = _collate_marker(self.tok.pad_id)
+        collate = collate_marker(self.tok.pad_id)
         for k in range(0, len(order), self.batch_size):
             rows = order[k : k + self.batch_size]
             feats = [

@@ -23,9 +23,9 @@ from pipeline.core.annotations import AnnotatedDoc
 from pipeline.core.config import Config
 from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
-from pipeline.extractors.ner import MODEL_META, Decoder, _module_weights, attach_crf
+from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, module_weights
 from pipeline.training.base_model import ensure_base
-from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, _last_checkpoint, file_sha256, git_commit, keep_lower_layers
+from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, keep_lower_layers, last_checkpoint
 from pipeline.training.splits import make_splits
 
 log = logging.getLogger(__name__)
@@ -194,11 +194,11 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         train_dataset=to_hf_dataset(train_w, tok, label2id),
         eval_dataset=to_hf_dataset(dev_w, tok, label2id),
         data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, _module_weights(model))),
+        compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, module_weights(model))),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
     started = time.time()
-    last = _last_checkpoint(out / "checkpoints") if resume else None
+    last = last_checkpoint(out / "checkpoints") if resume else None
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     train_seconds = time.time() - started
 

@@ -19,8 +19,8 @@ from pipeline.core.metrics import PRF, set_prf
 from pipeline.extractors.relation_inputs import (
     MARKERS,
     RELATION_LABELS,
-    _collate_marker,
     biaffine_tensors,
+    collate_marker,
     marked_input,
 )
 from pipeline.extractors.relation_model import REL_META, RelationModel, build_model, decode
@@ -169,7 +169,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     import torch
     from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
-    from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, _last_checkpoint, file_sha256, git_commit
+    from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, last_checkpoint
 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
@@ -186,7 +186,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         marker_ids = {m: vocab + i for i, m in enumerate(MARKERS)}
         train_set = marker_examples(train_docs, tok, marker_ids, cfg, sample=True)
         dev_set = marker_examples(dev_docs, tok, marker_ids, cfg, sample=False)
-        collate = _collate_marker(tok.pad_id)
+        collate = collate_marker(tok.pad_id)
         batch = cfg.batch_size
     else:
         train_set = biaffine_examples(train_docs, tok, cfg)
@@ -234,7 +234,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
     started = time.time()
-    last = _last_checkpoint(out / "checkpoints") if resume else None
+    last = last_checkpoint(out / "checkpoints") if resume else None
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.time() - started
     model_dir = save_relation_model(model, tokenizer, out / "model", cfg, marker_ids)

@@ -42,6 +42,6 @@ def keep_lower_layers(model, n: int) -> None:  # noqa: ANN001
     model.config.num_hidden_layers = n
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
+def last_checkpoint(folder: Path) -> Path | None:
     ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     return ckpts[-1] if ckpts else None
