@@ -15,7 +15,7 @@ from pipeline.core.files import write_atomic
 
 if TYPE_CHECKING:
     from pipeline.apps.views import Embed
-from pipeline.extractors.extract import Extractor, extract_documents
+from pipeline.extractors.extract import BATCH_DOCS, Extractor, extract_documents
 from pipeline.extractors.records import Target, Task, build_targets, build_tasks, doc_from_record, extraction_record
 
 
@@ -109,7 +109,7 @@ def run_extraction(
     out_dir: Path,
     extractor: Extractor,
     *,
-    batch_docs: int = 8,
+    batch_docs: int = BATCH_DOCS,
     workers: int = 1,
     resume: bool = False,
     progress: bool = True,

@@ -13,8 +13,9 @@ from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
 from pipeline.core.documents import documents_index
 from pipeline.core.errors import EXIT_CODES_HELP, PlanieError
-from pipeline.core.files import REPO, json_files
+from pipeline.core.files import json_files
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
+from pipeline.extractors.extract import DEFAULT_MODEL
 from pipeline.extractors.precision import PRECISION_HELP, PRECISIONS
 
 
@@ -120,9 +121,6 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_MODEL = REPO / "models" / "planie-ner"
-
-
 def cmd_extract(args: argparse.Namespace) -> int:
     from pipeline.apps.extraction import ExtractOptions, extract_inputs
 
@@ -165,9 +163,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.extractors.extract import load_extractor
 
     extractor = load_extractor(args.model, device=args.device, precision=args.precision)
-    report = evaluate_extractor(
-        gold, extractor, schema, f"{extractor.ner_id} on {len(gold)} document(s)", traditional=args.traditional
-    )
+    title = f"{extractor.ner_id} on {len(gold)} document(s)"
+    report = evaluate_extractor(gold, extractor, schema, title, traditional=args.traditional, progress=not args.quiet)
     if args.out:
         run_file = Path(args.model).parent / "run.json"
         log = json.loads(run_file.read_text(encoding="utf-8"))["log_history"] if run_file.exists() else None
@@ -212,12 +209,23 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml takes it from ``pipeline.__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("planie")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="planie",
         description="Structured commitments (agency, action, indicator, value, deadline) from Chinese plan documents.",
         epilog=EXIT_CODES_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"planie {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ls-config", help="print the Label Studio labeling config generated from the schema")
@@ -245,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_markup)
 
     p = sub.add_parser("extract", help="extract entities, relations, targets and tasks from documents")
-    p.add_argument("inputs", nargs="+", help="documents: files, folders (recursive) or globs (.txt .docx .html)")
+    p.add_argument("inputs", nargs="+", help="documents: files, folders (recursive) or globs (.txt .docx .html .pdf)")
     p.add_argument(
         "--out", required=True, help="output folder: extractions.jsonl, targets.csv, tasks.csv, index.html, html/"
     )
@@ -335,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder")
     p.add_argument("--out", help="folder for report.md, metrics.json and PNG plots")
     p.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_schema_arg(p)

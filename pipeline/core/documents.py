@@ -61,7 +61,7 @@ def decode_bytes(data: bytes, source: str = "<bytes>") -> tuple[str, str]:
     raise DocumentError(f"{source}: neither UTF-8 nor GB18030 text")
 
 
-DOCUMENT_SUFFIXES = (".txt", ".docx", ".html", ".htm")
+DOCUMENT_SUFFIXES = (".txt", ".docx", ".html", ".htm", ".pdf")
 
 
 def collect_documents(inputs: Sequence[str]) -> list[Path]:
@@ -100,7 +100,7 @@ def doc_id_for(path: Path) -> str:
 
 
 def read_document(path: str | Path, doc_id: str | None = None) -> Document:
-    """A .txt file as decoded; a .docx or .html file as its text (paragraphs on their own lines)."""
+    """A .txt file as decoded; a .docx, .html or .pdf file as its text (paragraphs on their own lines)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -109,10 +109,21 @@ def read_document(path: str | Path, doc_id: str | None = None) -> Document:
     suffix = path.suffix.lower()
     if suffix == ".docx":
         return Document(doc_id or doc_id_for(path), str(path), docx_text(data, str(path)), "docx")
+    if suffix == ".pdf":
+        return Document(doc_id or doc_id_for(path), str(path), _pdf_text(data, str(path)), "pdf")
     text, encoding = decode_bytes(data, str(path))
     if suffix in (".html", ".htm"):
         text = html_text(text)
     return Document(doc_id or doc_id_for(path), str(path), text, encoding)
+
+
+def _pdf_text(data: bytes, source: str) -> str:
+    from pipeline.core.pdf import pdf_text
+
+    try:
+        return pdf_text(data, source)
+    except InputError as exc:
+        raise DocumentError(str(exc)) from None
 
 
 def docx_text(data: bytes, source: str) -> str:

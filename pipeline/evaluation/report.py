@@ -231,15 +231,22 @@ def evaluate_extractor(
     title: str,
     traditional: bool = False,
     with_baseline: bool = True,
+    progress: bool = True,
 ) -> Report:
     """Score an extractor on gold documents, with the rules baseline on the same documents and,
-    optionally, on traditional-character twins of them."""
+    optionally, on traditional-character twins of them; ``progress``: a bar per pass on stderr."""
+    from tqdm import tqdm
+
     from pipeline.core.documents import Document
-    from pipeline.extractors.extract import RulesExtractor, extract_documents
+    from pipeline.extractors.extract import RulesExtractor, extract_batches
     from pipeline.extractors.relations import link_rules
 
     def run(ex: Extractor, docs: Sequence[AnnotatedDoc], name: str) -> Report:
-        pred = extract_documents([Document(d.doc_id, d.source, d.text, "utf-8") for d in docs], ex)
+        pred: list[AnnotatedDoc] = []
+        with tqdm(total=len(docs), desc=name, unit="doc", disable=not progress) as bar:
+            for batch in extract_batches([Document(d.doc_id, d.source, d.text, "utf-8") for d in docs], ex):
+                pred += batch
+                bar.update(len(batch))
         given_gold = [replace_relations(d, link_rules(d.text, d.spans)) for d in docs]
         report = evaluation_report(docs, pred, schema, name, pred_given_gold=given_gold)
         pieces = getattr(getattr(ex, "ner", None), "tok", None)

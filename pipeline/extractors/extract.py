@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
 from pipeline.core.documents import Document
 from pipeline.core.errors import MissingModelError
+from pipeline.core.files import REPO
 from pipeline.extractors.relations import link_rules
+
+DEFAULT_MODEL = REPO / "models" / "planie-ner"  # the shipped model
+BATCH_DOCS = 8  # documents per predict call in planie extract, evaluate and the Python API (same batches, same scores)
 
 
 class Extractor(Protocol):
@@ -92,3 +96,11 @@ def extract_documents(documents: Sequence[Document], extractor: Extractor) -> li
         AnnotatedDoc(d.doc_id, d.text, tuple(spans), tuple(rels), d.source)
         for d, (spans, rels) in zip(documents, results, strict=True)
     ]
+
+
+def extract_batches(
+    documents: Sequence[Document], extractor: Extractor, batch_docs: int = BATCH_DOCS
+) -> Iterator[list[AnnotatedDoc]]:
+    """extract_documents on ``batch_docs`` documents at a time (for progress bars and bounded batches)."""
+    for start in range(0, len(documents), batch_docs):
+        yield extract_documents(documents[start : start + batch_docs], extractor)

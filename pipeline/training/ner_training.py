@@ -24,6 +24,7 @@ from pipeline.core.config import Config
 from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, crf_weights, module_weights
+from pipeline.training.base_model import ensure_base
 from pipeline.training.runs import (
     EPOCHS_KEEP_BEST_DEV_F1,
     EPOCHS_NO_DEV,
@@ -146,6 +147,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     label2id = {lab: i for i, lab in enumerate(labels)}
     id2label = dict(enumerate(labels))
 
+    ensure_base(cfg.base)
     splits = make_splits(cfg)
     tokenizer = AutoTokenizer.from_pretrained(cfg.base)
     tok = PieceTokenizer(tokenizer)

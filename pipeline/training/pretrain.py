@@ -16,6 +16,7 @@ from pipeline.core.alignment import PieceTokenizer, pre_tokenize
 from pipeline.core.config import Config
 from pipeline.core.documents import paragraphs, read_document, to_simplified
 from pipeline.core.files import write_atomic
+from pipeline.training.base_model import ensure_base
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
     if not texts:
         raise ValueError("the pretraining corpus is empty")
     if cfg.base:
+        ensure_base(cfg.base)
         tokenizer = AutoTokenizer.from_pretrained(cfg.base)
         model = AutoModelForMaskedLM.from_pretrained(cfg.base)
         if cfg.keep_layers:

@@ -19,6 +19,7 @@ from pipeline.core.metrics import PRF, set_prf
 from pipeline.extractors.relation_inputs import RELATION_LABELS, biaffine_tensors, marked_input
 from pipeline.extractors.relation_model import REL_META, RelationModel, decode, linker_scheme
 from pipeline.extractors.relations import candidate_pairs
+from pipeline.training.base_model import ensure_base
 from pipeline.training.runs import keep_lower_layers
 from pipeline.training.splits import relation_splits
 
@@ -178,6 +179,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ensure_base(cfg.base)
     train_docs, dev_docs, test_docs = relation_splits(cfg)
     tokenizer = AutoTokenizer.from_pretrained(cfg.base)
     tok = PieceTokenizer(tokenizer)
