@@ -69,8 +69,6 @@ METASPACE = "\u2581"
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
-
-
 DEFAULT_FULL_DIR = REPO / "models" / "base" / "e5-small"
 
 

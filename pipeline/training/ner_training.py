@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +24,7 @@ from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, crf_weights, module_weights
 from pipeline.training.base_model import ensure_base
-from pipeline.training.runs import (
-    EPOCHS_KEEP_BEST_DEV_F1,
-    EPOCHS_NO_DEV,
-    file_sha256,
-    git_commit,
-    keep_lower_layers,
-    last_checkpoint,
-)
+from pipeline.training.runs import keep_lower_layers, train_resumable, training_arguments, write_run_record
 from pipeline.training.splits import make_splits
 
 log = logging.getLogger(__name__)
@@ -135,7 +127,6 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         DataCollatorForTokenClassification,
         EarlyStoppingCallback,
         Trainer,
-        TrainingArguments,
         set_seed,
     )
 
@@ -176,22 +167,21 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         # fine-tuning a planie CRF model (the ML backend's training rounds) keeps its transitions
         attach_crf(model, len(labels), crf_weights(Path(cfg.base)) if Path(cfg.base).is_dir() else None)
 
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=cfg.epochs,
+    args = training_arguments(
+        out / "checkpoints",
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_cpu=cfg.device == "cpu",
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size * 2,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
         label_smoothing_factor=cfg.label_smoothing,
-        **(EPOCHS_KEEP_BEST_DEV_F1 if dev_w else EPOCHS_NO_DEV),
-        seed=cfg.seed,
-        use_cpu=cfg.device == "cpu",
-        dataloader_num_workers=0,
-        bf16=cfg.bf16,
+        keep_best_dev_f1=bool(dev_w),
         train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
@@ -205,10 +195,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, module_weights(model))),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)] if dev_w else [],
     )
-    started = time.time()
-    last = last_checkpoint(out / "checkpoints") if resume else None
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
-    train_seconds = time.time() - started
+    train_seconds = train_resumable(trainer, out / "checkpoints", resume)
 
     model_dir = out / "model"
     trainer.save_model(str(model_dir))
@@ -225,13 +212,12 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         "torch": torch.__version__,
     }
     write_atomic(model_dir / MODEL_META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
-    run = {
-        "config": cfg.model_dump(),
-        "git_commit": git_commit(),
-        "data": {f.name: file_sha256(f) for f in json_files([cfg.annotations])},
-        "train_seconds": round(train_seconds, 1),
-        "log_history": trainer.state.log_history,
-        "best_dev": trainer.state.best_metric,
-    }
-    write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
+    write_run_record(
+        out / "run.json",
+        cfg,
+        json_files([cfg.annotations]),
+        train_seconds,
+        log_history=trainer.state.log_history,
+        best_dev=trainer.state.best_metric,
+    )
     return model_dir

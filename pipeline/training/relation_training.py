@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +19,7 @@ from pipeline.extractors.relation_inputs import RELATION_LABELS, biaffine_tensor
 from pipeline.extractors.relation_model import REL_META, RelationModel, decode, linker_scheme
 from pipeline.extractors.relations import candidate_pairs
 from pipeline.training.base_model import ensure_base
-from pipeline.training.runs import keep_lower_layers
+from pipeline.training.runs import keep_lower_layers, train_resumable, training_arguments, write_run_record
 from pipeline.training.splits import relation_splits
 
 log = logging.getLogger(__name__)
@@ -172,9 +171,7 @@ def _pair_f1(pred) -> dict[str, float]:  # noqa: ANN001
 def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     """Train the configured variant; save the best (dev pair F1) to ``output_dir/model``."""
     import torch
-    from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
-
-    from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, last_checkpoint
+    from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, set_seed
 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
@@ -208,19 +205,17 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         [{"params": enc_params, "lr": cfg.learning_rate}, {"params": head_params, "lr": cfg.head_learning_rate}],
         weight_decay=cfg.weight_decay,
     )
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=cfg.epochs,
+    args = training_arguments(
+        out / "checkpoints",
+        epochs=cfg.epochs,
+        batch_size=batch,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_cpu=True,
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=batch,
         per_device_eval_batch_size=batch * (2 if batch > 1 else 1),
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type="linear",
-        **EPOCHS_KEEP_BEST_DEV_F1,
-        seed=cfg.seed,
-        use_cpu=True,
-        dataloader_num_workers=0,
-        bf16=cfg.bf16,
         remove_unused_columns=False,
         label_names=["labels"],
     )
@@ -234,26 +229,22 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         optimizers=(optimizer, None),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
-    started = time.time()
-    last = last_checkpoint(out / "checkpoints") if resume else None
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
-    seconds = time.time() - started
+    seconds = train_resumable(trainer, out / "checkpoints", resume)
     model_dir = save_relation_model(model, tokenizer, out / "model", cfg, marker_ids)
     meta_extra = {"train_docs": [d.doc_id for d in train_docs], "test_docs": [d.doc_id for d in test_docs]}
     meta = json.loads((model_dir / REL_META).read_text(encoding="utf-8"))
     write_atomic(model_dir / REL_META, json.dumps({**meta, **meta_extra}, ensure_ascii=False, indent=2) + "\n")
     thresholds = tune_thresholds(model_dir, dev_docs) if dev_docs else {}
-    run = {
-        "config": cfg.model_dump(),
-        "git_commit": git_commit(),
-        "data": {f.name: file_sha256(f) for f in json_files([cfg.annotations])},
-        "train_seconds": round(seconds, 1),
-        "examples": {"train": len(train_set), "dev": len(dev_set)},
-        "log_history": trainer.state.log_history,
-        "best_dev": trainer.state.best_metric,
-        "thresholds": thresholds,
-    }
-    write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
+    write_run_record(
+        out / "run.json",
+        cfg,
+        json_files([cfg.annotations]),
+        seconds,
+        examples={"train": len(train_set), "dev": len(dev_set)},
+        log_history=trainer.state.log_history,
+        best_dev=trainer.state.best_metric,
+        thresholds=thresholds,
+    )
     return model_dir
 
 

@@ -1,11 +1,23 @@
-"""The run harness shared by NER, relation and pretraining runs: run record, checkpoints, encoder layers."""
+"""The run harness shared by NER, relation and pretraining runs.
+
+A run is: a typed config (``Config.load``) → the Trainer arguments of a planie run
+(``training_arguments``) → ``train_resumable`` (the one place that picks the checkpoint a
+``--resume`` starts from and measures the training seconds) → ``write_run_record`` (config, git
+commit, data hashes, train_seconds and what the run adds). ``keep_lower_layers`` cuts an encoder.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from pipeline.core.config import Config
+from pipeline.core.files import write_atomic
 
 
 def file_sha256(path: Path) -> str:
@@ -31,13 +43,72 @@ EPOCHS_KEEP_BEST_DEV_F1: dict[str, Any] = {
     "logging_strategy": "epoch",
     "report_to": [],
 }
-# Without dev windows (a few short annotated paragraphs): train the given epochs, keep the last weights.
-EPOCHS_NO_DEV: dict[str, Any] = {
-    "eval_strategy": "no",
-    "save_strategy": "no",
-    "logging_strategy": "epoch",
+# Pretraining has no dev set: checkpoint every epoch, keep the last one.
+EPOCHS_KEEP_LAST: dict[str, Any] = {
+    "save_strategy": "epoch",
+    "save_total_limit": 1,
     "report_to": [],
 }
+
+
+def training_arguments(
+    checkpoints: Path,
+    *,
+    epochs: float,
+    batch_size: int,
+    seed: int,
+    bf16: bool,
+    use_cpu: bool,
+    keep_best_dev_f1: bool = True,
+    **options: Any,
+) -> Any:
+    """The TrainingArguments of a planie run, checkpoints in ``checkpoints``: with ``keep_best_dev_f1``
+    evaluate and checkpoint every epoch and keep the best by dev F1 (EPOCHS_KEEP_BEST_DEV_F1), else
+    keep the last epoch (EPOCHS_KEEP_LAST); ``options`` are the run's own (learning rate, scheduler…)."""
+    from transformers import TrainingArguments
+
+    schedule = EPOCHS_KEEP_BEST_DEV_F1 if keep_best_dev_f1 else EPOCHS_KEEP_LAST
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        seed=seed,
+        use_cpu=use_cpu,
+        dataloader_num_workers=0,
+        bf16=bf16,
+        **schedule,
+        **options,
+    )
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return ckpts[-1] if ckpts else None
+
+
+def train_resumable(trainer: Any, checkpoints: Path, resume: bool) -> float:
+    """``trainer.train()``, from the last checkpoint in ``checkpoints`` with ``resume``; returns the
+    training seconds. The one place where a resume picks its checkpoint and the time is measured."""
+    last = last_checkpoint(checkpoints) if resume else None
+    started = time.time()
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    return time.time() - started
+
+
+def write_run_record(
+    path: Path, cfg: Config, data: Iterable[Path], train_seconds: float, **extra: Any
+) -> dict[str, Any]:
+    """The run record (run.json): config, git commit, sha256 of every data file, training seconds,
+    then ``extra`` (log history, best dev score, …)."""
+    record = {
+        "config": cfg.model_dump(),
+        "git_commit": git_commit(),
+        "data": {f.name: file_sha256(f) for f in data},
+        "train_seconds": round(train_seconds, 1),
+        **extra,
+    }
+    write_atomic(path, json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+    return record
 
 
 def keep_lower_layers(model, n: int) -> None:  # noqa: ANN001
@@ -47,8 +118,3 @@ def keep_lower_layers(model, n: int) -> None:  # noqa: ANN001
         raise ValueError(f"num_layers must be between 1 and {len(layers)}, got {n}")
     model.base_model.encoder.layer = layers[:n]
     model.config.num_hidden_layers = n
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return ckpts[-1] if ckpts else None
