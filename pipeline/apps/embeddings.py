@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    from pipeline.apps.views import Embed
+    from pipeline.apps.indicators import Embed
 from pipeline.core.errors import MissingModelError
 
 

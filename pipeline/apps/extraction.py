@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.apps.batch import RunSummary, run_extraction
-from pipeline.core.documents import collect_documents
 from pipeline.core.errors import InputError, MissingModelError, UsageError
-from pipeline.extractors.extract import load_extractor
+from pipeline.core.inputs import document_inputs
+from pipeline.core.outdir import locked_out_dir
+from pipeline.extractors.extract import check_model_arg, load_extractor
 
 if TYPE_CHECKING:
-    from pipeline.apps.views import Embed
+    from pipeline.apps.indicators import Embed
 
 
 @dataclass(frozen=True)
@@ -51,29 +52,32 @@ def indicator_embedder(opts: ExtractOptions) -> Embed | None:
 
 
 def extract_inputs(inputs: list[str], out_dir: Path, opts: ExtractOptions) -> RunSummary:
-    """Extract every document found in ``inputs`` (files, folders, globs) into ``out_dir``."""
-    paths = collect_documents(inputs)
-    if not paths:
-        raise InputError("no input documents found")
-    embed = indicator_embedder(opts)
-    options = {"device": opts.device, "batch_size": opts.batch_size, "precision": opts.precision}
-    options["relations"] = opts.relations
-    grouping = {"embed": embed, "group_threshold": opts.group_threshold}
-    if opts.ray:
-        from pipeline.apps.scale import run_extraction_ray
+    """Extract every document found in ``inputs`` (files, folders, globs) into ``out_dir``.
 
-        return run_extraction_ray(
-            paths,
-            out_dir,
-            opts.model,
-            options=options,
-            address=opts.ray,
-            workers=opts.ray_workers,
-            resume=opts.resume,
-            progress=opts.progress,
-            **grouping,
-        )
-    extractor = load_extractor(opts.model, **options)
-    return run_extraction(
-        paths, out_dir, extractor, workers=opts.workers, resume=opts.resume, progress=opts.progress, **grouping
-    )
+    Everything that can fail without extracting fails first: no documents, the output folder (a file,
+    not writable, in use by another run: its lock is held from here to the end), the model folder,
+    the relation model, the device."""
+    docs = document_inputs(inputs)
+    if not docs:
+        raise InputError(f"no input documents found in {' '.join(inputs)}")
+    with locked_out_dir(out_dir):
+        check_model_arg(opts.model, opts.relations, opts.device)
+        embed = indicator_embedder(opts)
+        options = {"device": opts.device, "batch_size": opts.batch_size, "precision": opts.precision}
+        options["relations"] = opts.relations
+        grouping = {"embed": embed, "group_threshold": opts.group_threshold, "resume": opts.resume}
+        if opts.ray:
+            from pipeline.apps.scale import run_extraction_ray
+
+            return run_extraction_ray(
+                docs,
+                out_dir,
+                opts.model,
+                options=options,
+                address=opts.ray,
+                workers=opts.ray_workers,
+                progress=opts.progress,
+                **grouping,
+            )
+        extractor = load_extractor(opts.model, **options)
+        return run_extraction(docs, out_dir, extractor, workers=opts.workers, progress=opts.progress, **grouping)

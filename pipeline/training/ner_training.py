@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +20,12 @@ from pipeline.core.alignment import (
 )
 from pipeline.core.annotations import AnnotatedDoc
 from pipeline.core.config import Config
+from pipeline.core.errors import InputError
 from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.ner import MODEL_META, Decoder, _module_weights, attach_crf
-from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, _last_checkpoint, file_sha256, git_commit, keep_lower_layers
-from pipeline.training.splits import make_splits
+from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, keep_lower_layers, train_resumable
+from pipeline.training.splits import Splits, make_splits
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,19 @@ def _crf_trainer_class() -> type:
     return CrfTrainer
 
 
+def refuse_untrainable(splits: Splits, train_w: list[Window], dev_w: list[Window], cfg: NerConfig) -> None:
+    """An InputError before the first step if the data cannot train or early-stop a model."""
+    if not any(d.spans for d in splits.train):
+        raise InputError(f"{cfg.annotations}: the training documents have no gold spans: nothing to learn")
+    if not train_w:
+        raise InputError(f"{cfg.annotations}: no training windows in the training documents")
+    if not dev_w:
+        raise InputError(
+            f"{cfg.splits}: no dev windows (dev = the last dev_block share of paragraphs of each "
+            "training document): add documents or paragraphs, or raise dev_block"
+        )
+
+
 def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     """Train, save the best model to ``output_dir/model`` and return that path."""
     import torch
@@ -133,7 +146,6 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     schema = load_schema(cfg.schema)
     labels = schema.bio_labels()
     label2id = {lab: i for i, lab in enumerate(labels)}
@@ -150,6 +162,8 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     log.info("windows: %d train, %d dev; gold boundaries inside a piece: %d", len(train_w), len(dev_w), violations)
     if violations:
         raise RuntimeError(f"{violations} gold boundaries fall inside a piece: the pre-tokenisation is broken")
+    refuse_untrainable(splits, train_w, dev_w, cfg)
+    out.mkdir(parents=True, exist_ok=True)
 
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.base,
@@ -195,10 +209,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, _module_weights(model))),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
-    started = time.time()
-    last = _last_checkpoint(out / "checkpoints") if resume else None
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
-    train_seconds = time.time() - started
+    train_seconds = train_resumable(trainer, out / "checkpoints", resume)
 
     model_dir = out / "model"
     trainer.save_model(str(model_dir))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -168,7 +167,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     import torch
     from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
-    from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, _last_checkpoint, file_sha256, git_commit
+    from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, train_resumable
 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
@@ -231,10 +230,7 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         optimizers=(optimizer, None),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
-    started = time.time()
-    last = _last_checkpoint(out / "checkpoints") if resume else None
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
-    seconds = time.time() - started
+    seconds = train_resumable(trainer, out / "checkpoints", resume)
     model_dir = save_relation_model(model, tokenizer, out / "model", cfg, marker_ids)
     meta_extra = {"train_docs": [d.doc_id for d in train_docs], "test_docs": [d.doc_id for d in test_docs]}
     meta = json.loads((model_dir / REL_META).read_text(encoding="utf-8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from pydantic import Field
@@ -11,6 +12,7 @@ from pydantic import Field
 from pipeline.core.annotations import AnnotatedDoc, load_gold_dir
 from pipeline.core.config import Config
 from pipeline.core.documents import paragraphs
+from pipeline.core.errors import InputError
 
 
 class SplitsConfig(Config):
@@ -65,6 +67,8 @@ def cut_dev_block(doc: AnnotatedDoc, share: float) -> tuple[AnnotatedDoc, Annota
 
 
 def make_splits(cfg: SplitSource) -> Splits:
+    if not Path(cfg.annotations).exists():
+        raise InputError(f"annotations {cfg.annotations}: not found")
     docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
     split_cfg = SplitsConfig.load(cfg.splits)
     train_ids = cfg.train_docs or split_cfg.train
