@@ -8,6 +8,8 @@ appends each finished batch to the journal (``pipeline/apps/journal.py``), renam
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.apps.journal import Journal, iter_records
 from pipeline.apps.report import write_report
 from pipeline.core.documents import Document
-from pipeline.core.files import remove_stale_temps
-from pipeline.core.inputs import DocInput, assign_doc_ids
+from pipeline.core.inputs import DocInput, DocumentSet
 from pipeline.core.outdir import locked_out_dir
 from pipeline.extractors.extract import Extractor, extract_documents
 from pipeline.extractors.records import extraction_record
@@ -44,19 +45,19 @@ class RunSummary:
         self.errors += errors
 
 
-def as_inputs(paths: Sequence[Path | str | DocInput]) -> list[DocInput]:
-    """Document inputs for paths given directly (root: each file's folder); DocInputs as they are."""
-    if all(isinstance(p, DocInput) for p in paths):
-        return list(paths)  # type: ignore[arg-type]
-    import os
+DOCSET_NAME = ".documents.sqlite.tmp"  # the run's document list; a killed run's copy is a stale temp
 
-    docs, seen = [], set()
-    for p in paths:
-        real = os.path.realpath(p.path if isinstance(p, DocInput) else p)
-        if real not in seen:
-            seen.add(real)
-            docs.append(DocInput(real, os.path.dirname(real)))
-    return assign_doc_ids(docs)
+
+def as_document_set(out_dir: Path, paths: Sequence[Path | str | DocInput] | DocumentSet) -> DocumentSet:
+    """The run's documents: a DocumentSet as it is; paths given directly (root: each file's folder) or
+    DocInputs put in one in ``out_dir``."""
+    if isinstance(paths, DocumentSet):
+        return paths
+    docset = DocumentSet(str(out_dir / DOCSET_NAME))
+    for n, p in enumerate(paths):
+        path = p.path if isinstance(p, DocInput) else str(p)
+        docset.add(path, p.root if isinstance(p, DocInput) else os.path.dirname(os.path.realpath(path)), n)
+    return docset.assign_ids()
 
 
 def read_or_error(doc: DocInput) -> Document | str:
@@ -78,28 +79,42 @@ def extract_batch(batch: Sequence[Document | str], extractor: Extractor) -> tupl
 
 @contextmanager
 def extraction_run(
-    out_dir: Path, docs: Sequence[DocInput], resume: bool, embed: Embed | None, group_threshold: float
-) -> Iterator[tuple[Journal, list[DocInput], RunSummary]]:
-    """Lock ``out_dir``, clean it, open the journal; yield it with the documents still to extract and
-    the summary; then commit the journal and write the tables and views (not after an exception)."""
+    out_dir: Path,
+    paths: Sequence[Path | str | DocInput] | DocumentSet,
+    resume: bool,
+    embed: Embed | None,
+    group_threshold: float,
+) -> Iterator[tuple[Journal, Iterator[DocInput], int, RunSummary]]:
+    """Lock ``out_dir`` (which removes stale temporary files), open the journal; yield it with the
+    documents still to extract (an iterator), their number and the summary; then commit the journal
+    and write the tables and views (not after an exception)."""
     started = time.perf_counter()
     with locked_out_dir(out_dir) as out:
-        remove_stale_temps(out)
         journal = Journal(out, resume)
+        docs = as_document_set(out, paths)
         try:
-            todo = [d for d in docs if d.path not in journal.done]
-            summary = RunSummary(skipped=len(docs) - len(todo))
-            yield journal, todo, summary
+            docs.mark_done(journal.keys())
+            summary = RunSummary(skipped=docs.count(done=True))
+            yield journal, docs.pending(), docs.count(done=False), summary
             jsonl = journal.commit()
         finally:
             journal.close()
+            if not isinstance(paths, DocumentSet):
+                docs.close()
+                (out / DOCSET_NAME).unlink(missing_ok=True)
         summary.outputs = {"extractions.jsonl": jsonl}
         summary.outputs.update(write_report(out, lambda: iter_records(jsonl), embed=embed, threshold=group_threshold))
     summary.seconds = time.perf_counter() - started
 
 
+def batches(docs: Iterator[DocInput], size: int) -> Iterator[list[DocInput]]:
+    """Consecutive lists of ``size`` documents (the last may be shorter)."""
+    while batch := list(itertools.islice(docs, size)):
+        yield batch
+
+
 def run_extraction(
-    paths: Sequence[Path | str | DocInput],
+    paths: Sequence[Path | str | DocInput] | DocumentSet,
     out_dir: Path,
     extractor: Extractor,
     *,
@@ -116,12 +131,13 @@ def run_extraction(
 
     from tqdm import tqdm
 
-    with extraction_run(Path(out_dir), as_inputs(paths), resume, embed, group_threshold) as (journal, todo, summary):
+    run = extraction_run(Path(out_dir), paths, resume, embed, group_threshold)
+    with run as (journal, todo, n_todo, summary):
         started = time.perf_counter()
-        bar = tqdm(total=len(todo), unit="doc", disable=not progress, desc="extract")
+        bar = tqdm(total=n_todo, unit="doc", disable=not progress, desc="extract")
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for i in range(0, len(todo), batch_docs):
-                records, errors = extract_batch(list(pool.map(read_or_error, todo[i : i + batch_docs])), extractor)
+            for batch in batches(todo, batch_docs):
+                records, errors = extract_batch(list(pool.map(read_or_error, batch)), extractor)
                 journal.append(records)
                 summary.add(records, errors)
                 bar.update(len(records) + len(errors))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.apps.batch import RunSummary, run_extraction
+from pipeline.apps.batch import DOCSET_NAME, RunSummary, run_extraction
 from pipeline.core.errors import InputError, MissingModelError, UsageError
-from pipeline.core.inputs import document_inputs
+from pipeline.core.inputs import DocumentSet
 from pipeline.core.outdir import locked_out_dir
 from pipeline.extractors.extract import check_model_arg, load_extractor
 
@@ -51,16 +53,26 @@ def indicator_embedder(opts: ExtractOptions) -> Embed | None:
         raise MissingModelError(f"cannot load the embedding model {embed_model}: {exc}") from exc
 
 
+@contextmanager
+def run_documents(out: Path, inputs: list[str]) -> Iterator[DocumentSet]:
+    """The documents of ``inputs`` in a DocumentSet file in ``out`` (removed at the end); an InputError if none."""
+    docs = DocumentSet(str(out / DOCSET_NAME)).add_inputs(inputs)
+    try:
+        if not docs.count():
+            raise InputError(f"no input documents found in {' '.join(inputs)}")
+        yield docs
+    finally:
+        docs.close()
+        (out / DOCSET_NAME).unlink(missing_ok=True)
+
+
 def extract_inputs(inputs: list[str], out_dir: Path, opts: ExtractOptions) -> RunSummary:
     """Extract every document found in ``inputs`` (files, folders, globs) into ``out_dir``.
 
     Everything that can fail without extracting fails first: no documents, the output folder (a file,
     not writable, in use by another run: its lock is held from here to the end), the model folder,
     the relation model, the device."""
-    docs = document_inputs(inputs)
-    if not docs:
-        raise InputError(f"no input documents found in {' '.join(inputs)}")
-    with locked_out_dir(out_dir):
+    with locked_out_dir(out_dir) as out, run_documents(out, inputs) as docs:
         check_model_arg(opts.model, opts.relations, opts.device)
         embed = indicator_embedder(opts)
         options = {"device": opts.device, "batch_size": opts.batch_size, "precision": opts.precision}

@@ -181,6 +181,9 @@ def record_rows(record: Record) -> Iterator[IndicatorRow]:
 
 
 _SCHEMA = """
+PRAGMA journal_mode = OFF;
+PRAGMA synchronous = OFF;
+PRAGMA cache_size = -512;
 CREATE TABLE docs(doc_id TEXT PRIMARY KEY, rank INTEGER, page TEXT);
 CREATE TABLE pages(name TEXT PRIMARY KEY);
 CREATE TABLE rows(key TEXT, rank INTEGER, doc_id TEXT, indicator TEXT, value TEXT, deadline TEXT, sentence TEXT,

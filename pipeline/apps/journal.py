@@ -70,14 +70,16 @@ class Journal:
             _cut_partial_line(self.path)
         else:
             self.path.write_bytes(b"")
-        self.done: set[str] = {record_key(r) for r in iter_records(self.path)}
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by commit/close
+
+    def keys(self) -> Iterator[str]:
+        """The real path of every document in the journal, read from the file (not held in memory)."""
+        return (record_key(r) for r in iter_records(self.path))
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
         """Write one batch and make it durable."""
         for record in records:
             self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.done.add(record_key(record))
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

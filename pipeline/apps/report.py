@@ -8,6 +8,7 @@ atomically; pages of documents that are no longer in the run are removed from ``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from pipeline.apps.journal import JSONL, iter_records
 from pipeline.apps.views import INDEX_TAIL, index_head, index_row, render_document_html, summary_parts, unique_page
 from pipeline.core.documents import SentenceIndex
 from pipeline.core.errors import InputError
-from pipeline.core.files import atomic_writer, remove_stale_temps, write_atomic
+from pipeline.core.files import atomic_writer, write_atomic
 from pipeline.core.outdir import locked_out_dir
 from pipeline.core.tables import SafeCsv
 from pipeline.extractors.records import Target, Task, build_targets, build_tasks, doc_from_record
@@ -53,10 +54,12 @@ def table_rows(record: Record, targets: SafeCsv, tasks: SafeCsv) -> None:
 
 
 def _remove_old_pages(html_dir: Path, store: IndicatorStore) -> None:
+    """Delete the pages in ``html_dir`` that no record of this report has (listed lazily: no list of them)."""
     if html_dir.is_dir():
-        for page in html_dir.glob("*.html"):
-            if not store.page_taken(f"html/{page.name}"):
-                page.unlink(missing_ok=True)
+        with os.scandir(html_dir) as entries:
+            for entry in entries:
+                if entry.name.endswith(".html") and not store.page_taken(f"html/{entry.name}"):
+                    os.unlink(entry.path)
 
 
 def write_report(
@@ -121,10 +124,11 @@ def write_views(
 
 def report_from_jsonl(out_dir: str | Path, embed: Embed | None = None, threshold: float = 0.9) -> dict[str, Path]:
     """Rebuild the tables and views of ``out_dir`` from its extractions.jsonl (``planie report``), holding
-    the folder's lock; stale temporary files are removed first."""
+    the folder's lock (taking it removes stale temporary files)."""
     jsonl = Path(out_dir) / JSONL
-    if not jsonl.is_file():
-        raise InputError(f"{jsonl}: not found (run planie extract --out {out_dir} first)")
+    if not Path(out_dir).is_dir():
+        raise InputError(f"{out_dir}: not an extraction folder")
     with locked_out_dir(out_dir) as out:
-        remove_stale_temps(out)
+        if not jsonl.is_file():
+            raise InputError(f"{jsonl}: not found (run planie extract --out {out_dir} first)")
         return {JSONL: jsonl, **write_report(out, lambda: iter_records(jsonl), embed=embed, threshold=threshold)}

@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.apps.batch import RunSummary, as_inputs, extract_batch, extraction_run, read_or_error
+from pipeline.apps.batch import RunSummary, batches, extract_batch, extraction_run, read_or_error
 from pipeline.core.errors import SetupError
-from pipeline.core.inputs import DocInput
+from pipeline.core.inputs import DocInput, DocumentSet
 from pipeline.extractors.extract import Extractor, check_model_arg, load_extractor
 
 if TYPE_CHECKING:
@@ -69,10 +69,10 @@ def start_ray(address: str, workers: int) -> bool:
     return True
 
 
-def _group_rows(todo: Sequence[DocInput], batch_docs: int) -> list[dict[str, Any]]:
+def _group_rows(todo: Iterator[DocInput], batch_docs: int) -> list[dict[str, Any]]:
     return [
-        {"group": n, "docs": json.dumps([[d.path, d.root, d.doc_id] for d in todo[i : i + batch_docs]])}
-        for n, i in enumerate(range(0, len(todo), batch_docs))
+        {"group": n, "docs": json.dumps([[d.path, d.root, d.doc_id] for d in batch])}
+        for n, batch in enumerate(batches(todo, batch_docs))
     ]
 
 
@@ -96,7 +96,7 @@ def _results(
 
 
 def run_extraction_ray(
-    paths: Sequence[Path | str | DocInput],
+    paths: Sequence[Path | str | DocInput] | DocumentSet,
     out_dir: Path,
     model: str,
     *,
@@ -113,7 +113,7 @@ def run_extraction_ray(
     model folder, with ``options`` for load_extractor) once. Same outputs, same records, same order;
     the driver appends each group to the journal as it arrives."""
     check_model_arg(model)  # on the driver, before any actor starts
-    with extraction_run(Path(out_dir), as_inputs(paths), resume, embed, group_threshold) as (journal, todo, summary):
+    with extraction_run(Path(out_dir), paths, resume, embed, group_threshold) as (journal, todo, _, summary):
         groups = _group_rows(todo, batch_docs)
         if groups:
             we_started = start_ray(address, workers)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.core.errors import SetupError, UsageError
+from pipeline.core.files import remove_stale_temps
 
 LOCK_NAME = ".planie.lock"
 _HELD: dict[str, int] = {}  # folders this process holds the lock of → nesting depth
@@ -50,7 +51,8 @@ def _holder(lock_file: Path) -> str:
 def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
     """``prepare_out_dir``, then hold the folder's exclusive lock for the block; a FolderBusyError at once
     (naming the folder and the other process) if another process holds it. Nested calls in the
-    process that holds the lock just go on."""
+    process that holds the lock just go on. Taking the lock removes the temporary files a killed
+    run left (``remove_stale_temps``)."""
     out = prepare_out_dir(out_dir)
     key = os.path.realpath(out)
     if key in _HELD:  # nested: this process holds it already
@@ -71,6 +73,7 @@ def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         _HELD[key] = 1
+        remove_stale_temps(out)  # what a killed holder left; nobody else writes here now
         yield out
     finally:
         _HELD.pop(key, None)
