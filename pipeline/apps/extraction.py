@@ -12,7 +12,7 @@ from pipeline.apps.batch import DOCSET_NAME, RunSummary, run_extraction
 from pipeline.core.errors import InputError, MissingModelError, UsageError
 from pipeline.core.inputs import DocumentSet
 from pipeline.core.outdir import locked_out_dir
-from pipeline.extractors.extract import check_model_arg, load_extractor
+from pipeline.extractors.extract import check_model_arg, check_relations_arg, load_extractor
 
 if TYPE_CHECKING:
     from pipeline.apps.indicators import Embed
@@ -35,8 +35,9 @@ class ExtractOptions:
     ray_workers: int = 2
 
 
-def indicator_embedder(opts: ExtractOptions) -> Embed | None:
-    """The encoder embedding indicator names for grouping, or None for the string rules only."""
+def embed_model_name(opts: ExtractOptions) -> str | None:
+    """The encoder folder for indicator grouping (None: the string rules only); a UsageError if
+    embeddings are asked for without one."""
     if opts.group_indicators != "embeddings":
         return None
     embed_model = opts.embed_model or (None if opts.model == "rules" else opts.model)
@@ -45,6 +46,14 @@ def indicator_embedder(opts: ExtractOptions) -> Embed | None:
             "--group-indicators embeddings needs an encoder: with --model rules, "
             "give one with --embed-model DIR (e.g. models/planie-ner)"
         )
+    return embed_model
+
+
+def indicator_embedder(opts: ExtractOptions) -> Embed | None:
+    """The encoder embedding indicator names for grouping, or None for the string rules only."""
+    embed_model = embed_model_name(opts)
+    if embed_model is None:
+        return None
     from pipeline.apps.embeddings import load_embedder
 
     try:
@@ -69,9 +78,12 @@ def run_documents(out: Path, inputs: list[str]) -> Iterator[DocumentSet]:
 def extract_inputs(inputs: list[str], out_dir: Path, opts: ExtractOptions) -> RunSummary:
     """Extract every document found in ``inputs`` (files, folders, globs) into ``out_dir``.
 
-    Everything that can fail without extracting fails first: no documents, the output folder (a file,
+    Everything that can fail without extracting fails first: usage errors (before the output folder is
+    created), no documents, the output folder (a file,
     not writable, in use by another run: its lock is held from here to the end), the model folder,
     the relation model, the device."""
+    check_relations_arg(opts.model, opts.relations)  # usage errors before the folder is touched
+    embed_model_name(opts)
     with locked_out_dir(out_dir) as out, run_documents(out, inputs) as docs:
         check_model_arg(opts.model, opts.relations, opts.device)
         embed = indicator_embedder(opts)

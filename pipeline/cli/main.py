@@ -253,14 +253,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def cosine(text: str) -> float:
-    """An argparse type: a cosine threshold in [-1, 1]."""
-    value = float(text)
-    if not -1.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between -1 and 1, got {value}")
-    return value
-
-
 def _add_grouping_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--group-indicators",
@@ -269,7 +261,7 @@ def _add_grouping_args(p: argparse.ArgumentParser) -> None:
         help="indicator grouping in summary.html/indicators.csv: the string rules (default), or these plus "
         "a merge of groups whose mean-pooled encoder embeddings have cosine >= --group-threshold",
     )
-    p.add_argument("--group-threshold", type=cosine, default=0.9, help="cosine to merge groups (default: %(default)s)")
+    p.add_argument("--group-threshold", type=float, default=0.9, help="cosine to merge groups (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,13 +71,18 @@ class ModelExtractor:
         return [(spans, link(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
 
 
+def check_relations_arg(model: str, relations: str | None) -> None:
+    """A UsageError for a relation model with the rules model (which links by rules only)."""
+    if model == "rules" and relations not in (None, "rules"):
+        raise UsageError(f"--relations {relations}: needs a trained NER model (--model rules links by rules)")
+
+
 def check_model_arg(model: str, relations: str | None = None, device: str = "cpu") -> None:
     """Before anything loads: a UsageError for --relations with the rules model, a MissingModelError
     unless ``model`` is 'rules' or a complete model folder (``relations`` likewise), a SetupError for
     an unavailable device."""
+    check_relations_arg(model, relations)
     if model == "rules":
-        if relations not in (None, "rules"):
-            raise UsageError(f"--relations {relations}: needs a trained NER model (--model rules links by rules)")
         return
     check_model_dir(model)
     if relations not in (None, "rules"):
