@@ -75,29 +75,26 @@ def test_report_markdown_and_files(tmp_path, schema):
 
 
 def test_cv_summary_averages_only_folds_with_support():
-    from pipeline.evaluation.crossval import cv_markdown, summarise_folds
+    from pipeline.evaluation.crossval import cv_markdown, summarise
+    from pipeline.training.splits import Fold
 
-    def metrics(f1_value, support_value, f1_rules):
-        ent = {
-            lab: {
-                "f1": f1_value if lab == "VALUE" else 1.0,
-                "support": support_value if lab == "VALUE" else 1,
-                "tp": 2,
-                "fp": 1,
-                "fn": 1,
-            }
+    def cell(f1, support, tp, fp, fn):
+        return {"precision": 0.0, "recall": 0.0, "f1": f1, "support": support, "tp": tp, "fp": fp, "fn": fn}
+
+    def scores(f1_value, support_value, f1_rules):
+        model = {
+            lab: cell(f1_value, support_value, 2, 1, 1) if lab == "VALUE" else cell(1.0, 1, 2, 1, 1)
             for lab in (*LABELS, "micro")
         }
-        rules = {lab: {"f1": f1_rules, "tp": 1, "fp": 0, "fn": 0} for lab in (*LABELS, "micro")}
-        return {
-            "entities": ent,
-            "relations": {"micro": {"f1": 0.5, "support": 3}},
-            "rules_baseline": {"entities": rules, "relations": {"micro": {"f1": 0.25}}},
-        }
+        rules = {lab: cell(f1_rules, 1, 1, 0, 0) for lab in (*LABELS, "micro")}
+        return {"model": {"entities": model}, "rules": {"entities": rules}}
 
-    summary = summarise_folds({"a": metrics(0.8, 3, 0.5), "b": metrics(0.0, 0, 0.7)}, list(LABELS))
-    assert summary["mean"]["model"]["VALUE"] == 0.8  # fold b has no VALUE in its gold
-    assert summary["mean"]["rules"]["ACTION"] == 0.6
-    assert summary["pooled"]["model"]["ACTION"] == round(2 * 4 / (2 * 4 + 2 + 2), 4)
-    table = cv_markdown(summary)
-    assert "| b |" in table and "0.80 / 0.50" in table
+    folds = [Fold("a", ("ga",), ("d2",), ("d1",)), Fold("b", ("gb",), ("d1",), ("d2",))]
+    plan = {"group": "doc", "k": 2, "seed": 1}
+    summary = summarise(folds, {"a": scores(0.8, 3, 0.5), "b": scores(0.0, 0, 0.7)}, plan)
+    assert summary["mean"]["model"]["entities"]["VALUE"] == 0.8  # fold b has no VALUE in its gold
+    assert summary["mean"]["rules"]["entities"]["ACTION"] == 0.6
+    assert summary["pooled"]["model"]["entities"]["ACTION"]["f1"] == round(2 * 4 / (2 * 4 + 2 + 2), 4)
+    assert summary["pooled"]["model"]["entities"]["ACTION"]["precision"] == round(4 / 6, 4)
+    table = cv_markdown(summary, "t")
+    assert "| b | gb |" in table and "0.80 / 0.50" in table

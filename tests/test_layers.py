@@ -122,3 +122,13 @@ def test_modules_are_short() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES and name not in LONG_MODULES
     }
     assert not long, f"modules over {MAX_LINES} lines (split them or say why in LONG_MODULES): {long}"
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    """A name starting with ``_`` belongs to its module; what another module needs is public."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
+                found += [f"{name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert not found, found

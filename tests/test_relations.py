@@ -274,3 +274,32 @@ def _extractor_uses_the_relation_model(base, rel_dir, tmp_path, text):
     assert ModelExtractor(ner_dir, relations="rules").relations_id == "rules-linker"
     with pytest.raises(ValueError, match="neither 'rules' nor a relation model folder"):
         ModelExtractor(ner_dir, relations=str(tmp_path / "missing"))
+
+
+def test_relation_cross_validation_uses_the_fold_driver(tiny, tmp_path):
+    import json
+
+    from pipeline.evaluation.crossval import CvPlan, relation_cv
+    from pipeline.training.relation_training import RelConfig
+
+    base, _ = tiny
+    _write_gold(tmp_path / "gold", tmp_path)
+    cfg = RelConfig(
+        base=str(base),
+        annotations=str(tmp_path / "gold"),
+        splits=str(tmp_path / "splits.yaml"),
+        num_layers=1,
+        max_length=32,
+        stride=24,
+        epochs=1,
+        batch_size=8,
+        bf16=False,
+    )
+    out = tmp_path / "cv"
+    summary = relation_cv(cfg, out, CvPlan(group="doc", only=("fold1",)))  # leave-one-document-out, one fold here
+    folds = json.loads((out / "folds.json").read_text(encoding="utf-8"))
+    assert folds["k"] == 3 and sorted(f["test"] for f in folds["folds"]) == [["d0"], ["d1"], ["d2"]]
+    assert [f["name"] for f in summary["folds"]] == ["fold1"] and summary["systems"] == ["biaffine", "rules"]
+    pooled, fold = summary["pooled"]["rules"]["relations"]["micro"], summary["folds"][0]["scores"]["rules"]
+    assert pooled["tp"] == fold["relations"]["micro"]["tp"] > 0
+    assert "targets" in summary["pooled"]["biaffine"]

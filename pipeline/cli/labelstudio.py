@@ -23,12 +23,12 @@ from pipeline.apps.labelstudio.client import (
 )
 from pipeline.apps.labelstudio.pull import pull
 from pipeline.apps.labelstudio.push import (
-    _task_key,
     document_specs,
     gold_coverage,
     model_version,
     push_specs,
     select_paragraph_specs,
+    task_key,
 )
 from pipeline.apps.labelstudio.server import (
     DEFAULT_DATA_DIR,
@@ -168,7 +168,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     version = model_version(extractor) if extractor is not None else ""
     if args.select:
         project = client.find_project(args.project)
-        exclude = {_task_key(t.get("data") or {}) for t in client.list_tasks(project["id"])} if project else set()
+        exclude = {task_key(t.get("data") or {}) for t in client.list_tasks(project["id"])} if project else set()
         covered = gold_coverage(args.gold or [])
         specs = select_paragraph_specs(documents, extractor, args.select, exclude, not args.no_predictions, covered)
         if not specs:

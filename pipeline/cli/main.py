@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from pipeline.cli.cv import add_cv_options
 from pipeline.cli.encoder import add_encoder_commands
 from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
@@ -15,6 +16,7 @@ from pipeline.core.documents import documents_index
 from pipeline.core.errors import EXIT_CODES_HELP, InputError, PlanieError, UsageError
 from pipeline.core.files import REPO, json_files
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
+from pipeline.extractors.precision import PRECISION_HELP, PRECISIONS
 
 
 def _add_schema_arg(p: argparse.ArgumentParser) -> None:
@@ -134,9 +136,6 @@ def cmd_train_ner(args: argparse.Namespace) -> int:
     return 0
 
 
-PRECISION_HELP = "bf16 autocast (default; about 2.5x faster on CPU) or fp32 matmuls; weights are the same"
-
-
 DEFAULT_MODEL = REPO / "models" / "planie-ner"
 
 
@@ -206,12 +205,13 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 def cmd_cv(args: argparse.Namespace) -> int:
     import logging
 
+    from pipeline.cli.cv import cv_plan
     from pipeline.evaluation.crossval import cross_validate
     from pipeline.training.ner_training import NerConfig
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = NerConfig.load(args.config, base=args.base, epochs=args.epochs, num_layers=args.num_layers)
-    summary = cross_validate(cfg, Path(args.out), folds=args.folds or ())
+    summary = cross_validate(cfg, Path(args.out), cv_plan(args))
     print((Path(args.out) / "cv.md").read_text(encoding="utf-8"))
     return 0 if summary["folds"] else 1
 
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--workers", type=positive_int, default=2, help="threads reading and decoding documents")
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
+    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -378,10 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (twice the size)")
     p.set_defaults(func=cmd_export_model)
 
-    p = sub.add_parser("cv", help="leave-one-document-out cross-validation of the NER model")
+    p = sub.add_parser("cv", help="grouped K-fold cross-validation of the NER model (by document or by province)")
     p.add_argument("--config", default="configs/ner.yaml", help="run config (default: %(default)s)")
-    p.add_argument("--out", default="runs/cv", help="folder for per-fold reports and cv.md (default: %(default)s)")
-    p.add_argument("--folds", nargs="*", help="only these doc ids (default: every annotated document)")
+    p.add_argument(
+        "--out", default="runs/cv", help="folds.json, per-fold reports, cv.json and cv.md (default: %(default)s)"
+    )
+    add_cv_options(p)
     p.add_argument("--base", help="override: base checkpoint")
     p.add_argument("--epochs", type=float, help="override: epochs")
     p.add_argument("--num-layers", type=int, help="override: keep only the lower N layers")
@@ -392,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="rules", help="'rules' or a trained model folder")
     p.add_argument("--out", help="folder for report.md, metrics.json and PNG plots")
     p.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help=PRECISION_HELP)
+    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_schema_arg(p)
     p.set_defaults(func=cmd_evaluate)

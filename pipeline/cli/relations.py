@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from pipeline.cli.cv import add_cv_options, cv_plan
 from pipeline.core.files import write_atomic
-from pipeline.evaluation.crossval import run_lodo
+from pipeline.evaluation.crossval import relation_cv
 from pipeline.evaluation.relation_reports import heldout_report, report_markdown
 
 
@@ -54,8 +55,13 @@ def cmd_evaluate_rel(args: argparse.Namespace) -> int:
     from pipeline.training.splits import make_splits
 
     torch.set_num_threads(args.threads)
-    if args.lodo:
-        return run_lodo(args)
+    if args.cv:
+        from pipeline.training.relation_training import RelConfig
+
+        cfg = RelConfig.load(args.config, variant=args.variant, epochs=args.epochs, num_layers=args.num_layers)
+        summary = relation_cv(cfg, Path(args.out), cv_plan(args))
+        print((Path(args.out) / "cv.md").read_text(encoding="utf-8"))
+        return 0 if summary["folds"] else 1
     splits = make_splits(NerConfig(annotations=args.annotations, splits=args.splits))
     models = {f"{RelationModel(d).variant}": RelationModel(d, inherit=True) for d in args.relations}
     metrics = heldout_report(list(splits.test), models, Path(args.ner) if args.ner else None, args.threads)
@@ -71,17 +77,23 @@ def cmd_evaluate_rel(args: argparse.Namespace) -> int:
 
 
 def add_evaluate_rel_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate-rel", help="score relation linkers (held-out split or leave-one-document-out)")
+    p = sub.add_parser("evaluate-rel", help="score relation linkers (held-out split or cross-validation)")
     p.add_argument("--relations", nargs="*", default=[], help="trained relation model folders (runs/rel-*/model)")
     p.add_argument("--ner", help="NER model for the end-to-end setting (trained on the train split only)")
     p.add_argument("--annotations", default="annotations")
     p.add_argument("--splits", default="configs/splits.yaml")
-    p.add_argument("--out", default="scripts/results/relations", help="report.md + metrics.json (or lodo.md)")
+    p.add_argument("--out", default="scripts/results/relations", help="report.md + metrics.json (or folds.json, cv.md)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--lodo", action="store_true", help="leave-one-document-out: train a model per fold")
-    p.add_argument("--config", default="configs/relations.yaml", help="with --lodo: the run config")
-    p.add_argument("--variant", choices=["biaffine", "marker"], help="with --lodo: override the variant")
-    p.add_argument("--epochs", type=float, help="with --lodo: override epochs")
-    p.add_argument("--num-layers", type=int, help="with --lodo: override encoder layers")
-    p.add_argument("--folds", nargs="*", help="with --lodo: only these doc ids")
+    p.add_argument(
+        "--cv",
+        "--lodo",
+        dest="cv",
+        action="store_true",
+        help="cross-validation given gold entities: train a model per fold (the folds of planie cv)",
+    )
+    p.add_argument("--config", default="configs/relations.yaml", help="with --cv: the run config")
+    p.add_argument("--variant", choices=["biaffine", "marker"], help="with --cv: override the variant")
+    p.add_argument("--epochs", type=float, help="with --cv: override epochs")
+    p.add_argument("--num-layers", type=int, help="with --cv: override encoder layers")
+    add_cv_options(p, prefix="with --cv: ")
     p.set_defaults(func=cmd_evaluate_rel)

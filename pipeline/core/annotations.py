@@ -99,7 +99,7 @@ def to_export_task(doc: AnnotatedDoc, task_id: int = 1, annotation_id: int = 1, 
         ],
         "drafts": [],
         "predictions": [],
-        "data": {"text": doc.text, "doc_id": doc.doc_id, "source": doc.source, **doc.meta},
+        "data": export_data(doc),
         "meta": {},
         "created_at": now,
         "updated_at": now,
@@ -109,6 +109,19 @@ def to_export_task(doc: AnnotatedDoc, task_id: int = 1, annotation_id: int = 1, 
         "total_predictions": 0,
         "project": project,
     }
+
+
+DATA_LEVEL_META = ("regions", "region")  # kept beside data.text; every other meta key goes to data.meta
+
+
+def export_data(doc: AnnotatedDoc) -> dict[str, Any]:
+    """A task's ``data``: text, doc_id, source, the annotated regions, and ``meta`` (province, place, ...)."""
+    data: dict[str, Any] = {"text": doc.text, "doc_id": doc.doc_id, "source": doc.source}
+    data |= {k: v for k, v in doc.meta.items() if k in DATA_LEVEL_META}
+    meta = {k: v for k, v in doc.meta.items() if k not in DATA_LEVEL_META}
+    if meta:
+        data["meta"] = meta
+    return data
 
 
 def write_export(path: str | Path, docs: list[AnnotatedDoc]) -> None:
@@ -215,6 +228,8 @@ def load_gold(path: str | Path) -> list[AnnotatedDoc]:
         doc_id = str(task["data"].get("doc_id") or f"{path.stem}#{task.get('id')}")
         result = ann.get("result", []) if ann else []
         doc = doc_from_result(doc_id, task["data"]["text"], result, str(task["data"].get("source", "")))
+        if isinstance(task["data"].get("meta"), dict):  # province, place, title, year (scripts/pool_meta.py)
+            doc.meta.update(task["data"]["meta"])
         if task["data"].get("regions") is not None:  # a file built from paragraph tasks: only these are annotated
             doc.meta["regions"] = [(int(a), int(b)) for a, b in task["data"]["regions"]]
         docs.append(doc)

@@ -1,184 +1,257 @@
-"""Leave-one-document-out cross-validation of the NER model and of the relation linkers."""
+"""Grouped K-fold cross-validation of the NER model and of the relation linkers: one fold
+assignment (training.splits.assign_folds, written to OUT/folds.json before any training), one
+per-fold loop that resumes, one summary (per fold, mean over folds, pooled tp/fp/fn)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-from collections.abc import Sequence
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.core.annotations import load_gold_dir
+from pipeline.core.annotations import AnnotatedDoc
+from pipeline.core.errors import UsageError
 from pipeline.core.files import write_atomic
 from pipeline.core.metrics import PRF
 from pipeline.core.schema import load_schema
 from pipeline.evaluation.relation_reports import linked, model_linker, relation_scores, rules_linker
-from pipeline.extractors.relation_inputs import RELATION_LABELS
-from pipeline.training.ner_training import NerConfig, train_ner
+from pipeline.training.splits import Fold, assign_folds, gold_groups
+
+if TYPE_CHECKING:
+    from pipeline.training.ner_training import NerConfig
+    from pipeline.training.relation_training import RelConfig
+
+DEFAULT_K = 5
+
+# per fold: {system: {section: {label: PRF.as_dict()}}}; systems: the model (or linker variant), then "rules"
+Scores = dict[str, dict[str, dict[str, dict[str, Any]]]]
 
 
-def cross_validate(cfg: NerConfig, out_dir: Path, folds: Sequence[str] = ()) -> dict[str, Any]:
-    """Leave-one-document-out: for each annotated document, train on all the others and score it.
-    Folds already scored (their metrics.json exists) are skipped, so an interrupted run resumes."""
-    import shutil
+@dataclass(frozen=True)
+class CvPlan:
+    """How documents are cut into folds. ``k`` None: one fold per group with ``group="doc"``
+    (leave-one-document-out, as before), DEFAULT_K folds otherwise. ``seed`` None: the run config's."""
 
-    from pipeline.evaluation.report import evaluate_extractor
-    from pipeline.extractors.extract import ModelExtractor
-
-    schema = load_schema(cfg.schema)
-    docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
-    results: dict[str, Any] = {}
-    for doc_id in folds or sorted(docs):
-        fold_dir = out_dir / doc_id
-        metrics_file = fold_dir / "metrics.json"
-        if not metrics_file.exists():
-            others = [d for d in docs if d != doc_id]
-            fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=others, test_docs=[doc_id])
-            model_dir = train_ner(fold_cfg)
-            report = evaluate_extractor([docs[doc_id]], ModelExtractor(model_dir), schema, f"fold {doc_id}")
-            report.write(fold_dir)
-            shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
-            shutil.rmtree(model_dir, ignore_errors=True)
-        results[doc_id] = json.loads(metrics_file.read_text(encoding="utf-8"))
-    summary = summarise_folds(results, list(schema.entity_labels))
-    write_atomic(out_dir / "cv.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
-    write_atomic(out_dir / "cv.md", cv_markdown(summary))
-    return summary
+    group: str = "doc"
+    k: int | None = None
+    seed: int | None = None
+    only: Sequence[str] = ()  # fold names to run in this process (the others are read if done)
 
 
-def summarise_folds(results: dict[str, Any], labels: list[str]) -> dict[str, Any]:
-    """Per-fold F1 (model and rules), the mean over folds that have the label, and the pooled
-    scores (tp/fp/fn summed over all folds, i.e. every document scored by a model that never saw it)."""
-    keys = [*labels, "micro"]
-    rows = {}
-    for doc_id, m in results.items():
-        rows[doc_id] = {
-            "model": {lab: m["entities"][lab]["f1"] for lab in keys},
-            "rules": {lab: m["rules_baseline"]["entities"][lab]["f1"] for lab in keys},
-            "support": {lab: m["entities"][lab]["support"] for lab in keys},
-            "relations_micro": m["relations"]["micro"]["f1"],
-            "rules_relations_micro": m["rules_baseline"]["relations"]["micro"]["f1"],
-            "relations_support": m["relations"]["micro"]["support"],
+def make_folds(annotations: str, plan: CvPlan, seed: int, out: Path) -> tuple[dict[str, AnnotatedDoc], list[Fold]]:
+    """The gold documents and their folds; the folds are written to ``out/folds.json`` (an existing
+    file with other folds is an error: its fold folders would be scored on other documents)."""
+    docs, groups = gold_groups(annotations, plan.group)
+    k = plan.k or (len(set(groups.values())) if plan.group == "doc" else DEFAULT_K)
+    folds = assign_folds(groups, {d: len(doc.text) for d, doc in docs.items()}, k, seed)
+    record = {
+        "group": plan.group,
+        "k": k,
+        "seed": seed,
+        "folds": [
+            {"name": f.name, "groups": list(f.groups), "train": list(f.train), "test": list(f.test)} for f in folds
+        ],
+    }
+    path = out / "folds.json"
+    if path.exists() and json.loads(path.read_text(encoding="utf-8")) != record:
+        raise UsageError(f"{path}: an earlier run with other folds; use another --out (or delete the folder)")
+    write_atomic(path, json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+    return docs, folds
+
+
+def run_folds(
+    out: Path,
+    docs: dict[str, AnnotatedDoc],
+    folds: Sequence[Fold],
+    only: Sequence[str],
+    train_and_score: Callable[[Fold, Path], Path],
+) -> dict[str, dict[str, Any]]:
+    """For each fold without a metrics.json: ``train_and_score`` (it writes FOLD/metrics.json and
+    returns the model folder, removed afterwards with the checkpoints). Returns every fold's metrics."""
+    unknown = set(only) - {f.name for f in folds}
+    if unknown:
+        raise UsageError(f"no fold named {', '.join(sorted(unknown))} (folds: {', '.join(f.name for f in folds)})")
+    for i, fold in enumerate(folds, 1):
+        fold_dir = out / fold.name
+        where = f"fold {i}/{len(folds)} {fold.name} ({', '.join(fold.groups)})"
+        if (fold_dir / "metrics.json").exists():
+            print(f"{where}: done before, skipped", file=sys.stderr, flush=True)
+            continue
+        if only and fold.name not in only:
+            continue
+        sizes = {
+            part: sum(len(docs[d].text) for d in ids) for part, ids in (("train", fold.train), ("test", fold.test))
         }
-
-    def mean(key: str, lab: str) -> float:
-        vals = [r[key][lab] for r in rows.values() if r["support"][lab] > 0]
-        return round(sum(vals) / len(vals), 4) if vals else 0.0
-
-    def pooled(section: str, lab: str) -> float:
-        tp = fp = fn = 0
-        for m in results.values():
-            scores = (m if section == "model" else m["rules_baseline"])["entities"][lab]
-            tp, fp, fn = tp + scores["tp"], fp + scores["fp"], fn + scores["fn"]
-        return round(PRF(tp, fp, fn).f1, 4)
-
+        print(
+            f"{where}: train {len(fold.train)} docs ({sizes['train']:,} chars), "
+            f"test {len(fold.test)} docs ({sizes['test']:,} chars)",
+            file=sys.stderr,
+            flush=True,
+        )
+        model_dir = train_and_score(fold, fold_dir)
+        shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(model_dir, ignore_errors=True)
     return {
-        "folds": rows,
-        "mean": {k: {lab: mean(k, lab) for lab in keys} for k in ("model", "rules")},
-        "pooled": {k: {lab: pooled(k, lab) for lab in keys} for k in ("model", "rules")},
-        "note": "mean: over folds whose document has at least one gold span of that label; "
-        "pooled: true/false positives and negatives summed over all folds",
+        f.name: json.loads((out / f.name / "metrics.json").read_text(encoding="utf-8"))
+        for f in folds
+        if (out / f.name / "metrics.json").exists()
     }
 
 
-def cv_markdown(summary: dict[str, Any]) -> str:
-    labels = list(summary["mean"]["model"])
-    lines = ["# Leave-one-document-out (strict entity F1: model / rules)", ""]
-    lines += ["| fold | " + " | ".join(labels) + " | relations micro |", "|---" * (len(labels) + 2) + "|"]
-    for doc_id, r in summary["folds"].items():
-        cells = [f"{r['model'][lab]:.2f} / {r['rules'][lab]:.2f}" if r["support"][lab] else "-" for lab in labels]
-        rel = f"{r['relations_micro']:.2f} / {r['rules_relations_micro']:.2f}" if r.get("relations_support") else "-"
-        lines.append(f"| {doc_id} | " + " | ".join(cells) + f" | {rel} |")
-    for key in ("mean", "pooled"):
-        agg = summary[key]
-        lines.append(
-            f"| **{key}** | "
-            + " | ".join(f"{agg['model'][lab]:.3f} / {agg['rules'][lab]:.3f}" for lab in labels)
-            + " | |"
-        )
+def summarise(folds: Sequence[Fold], scores: dict[str, Scores], plan: dict[str, Any]) -> dict[str, Any]:
+    """Per-fold scores, the mean F1 over folds whose test documents hold the label, and pooled
+    scores (tp/fp/fn summed over folds: every document scored by a model that never saw it)."""
+    if not scores:
+        return {**plan, "systems": [], "folds": [], "mean": {}, "pooled": {}}
+    first = next(iter(scores.values()))
+    systems = list(first)
+    layout = {sec: list(labels) for sec, labels in first[systems[0]].items()}
+    pooled: dict[str, Any] = {}
+    mean: dict[str, Any] = {}
+    for system in systems:
+        pooled[system], mean[system] = {}, {}
+        for sec, labels in layout.items():
+            pooled[system][sec], mean[system][sec] = {}, {}
+            for lab in labels:
+                cells = [s[system][sec][lab] for s in scores.values()]
+                tp, fp, fn = (sum(c[k] for c in cells) for k in ("tp", "fp", "fn"))
+                pooled[system][sec][lab] = PRF(tp, fp, fn).as_dict()
+                supported = [c["f1"] for c in cells if c["support"] > 0]
+                mean[system][sec][lab] = round(sum(supported) / len(supported), 4) if supported else 0.0
+    return {
+        **plan,
+        "systems": systems,
+        "folds": [
+            {"name": f.name, "groups": list(f.groups), "test": list(f.test), "scores": scores[f.name]}
+            for f in folds
+            if f.name in scores
+        ],
+        "mean": mean,
+        "pooled": pooled,
+        "note": "mean: F1 over the folds whose test documents hold the label; "
+        "pooled: true positives, false positives and false negatives summed over all folds",
+    }
+
+
+def cv_markdown(summary: dict[str, Any], title: str) -> str:
+    systems = summary["systems"]
+    lines = [f"# {title}", ""]
+    lines += [
+        f"Grouped by {summary['group']}, {summary['k']} folds, seed {summary['seed']}; "
+        f"{len(summary['folds'])} fold(s) scored. Strict scores, {' / '.join(systems)}.",
+        "",
+    ]
+    if not systems:
+        return "\n".join(lines) + "\nNo fold scored yet.\n"
+    head = " | ".join(f"{s} P | {s} R | {s} F1" for s in systems)
+    lines += [
+        "## Pooled over folds",
+        "",
+        f"| section | label | support | {head} |",
+        "|---" * (3 + 3 * len(systems)) + "|",
+    ]
+    for sec, labels in summary["pooled"][systems[0]].items():
+        for lab in labels:
+            cells = [summary["pooled"][s][sec][lab] for s in systems]
+            row = " | ".join(f"{c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f}" for c in cells)
+            lines.append(f"| {sec} | {lab} | {cells[0]['support']} | {row} |")
+    for sec, labels in summary["pooled"][systems[0]].items():
+        lines += ["", f"## {sec}: F1 per fold ({' / '.join(systems)})", ""]
+        lines += ["| fold | groups | " + " | ".join(labels) + " |", "|---" * (len(labels) + 2) + "|"]
+        for fold in summary["folds"]:
+            s = fold["scores"]
+            cells = [
+                " / ".join(f"{s[x][sec][lab]['f1']:.2f}" for x in systems)
+                if s[systems[0]][sec][lab]["support"]
+                else "-"
+                for lab in labels
+            ]
+            lines.append(f"| {fold['name']} | {', '.join(fold['groups'])} | " + " | ".join(cells) + " |")
+        for key in ("mean", "pooled"):
+            agg = summary[key]
+            cells = [" / ".join(f"{_f1(agg[x][sec][lab]):.3f}" for x in systems) for lab in labels]
+            lines.append(f"| **{key}** | | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n{summary['note']}.\n"
 
 
-def run_lodo(args: argparse.Namespace) -> int:
-    """Leave-one-document-out: per fold, train the configured learned variant on the other
-    documents and score it and the rules linker on the held-out one (given gold entities)."""
-    import shutil
-
-    from pipeline.extractors.relation_model import RelationModel
-    from pipeline.training.relation_training import RelConfig, train_relations
-
-    cfg = RelConfig.load(args.config, variant=args.variant, epochs=args.epochs, num_layers=args.num_layers)
-    docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
-    out = Path(args.out)
-    for doc_id in args.folds or sorted(docs):
-        fold = out / doc_id
-        if (fold / "metrics.json").exists():
-            continue
-        fold_cfg = cfg.replace(output_dir=str(fold), train_docs=[d for d in docs if d != doc_id], test_docs=[doc_id])
-        model_dir = train_relations(fold_cfg)
-        model = RelationModel(model_dir)
-        test = [docs[doc_id]]
-        metrics = {
-            cfg.variant: relation_scores(test, linked(test, model_linker(model, True))),
-            "rules": relation_scores(test, linked(test, rules_linker(True))),
-            "train_seconds": json.loads((fold / "run.json").read_text(encoding="utf-8"))["train_seconds"],
-        }
-        write_atomic(fold / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
-        shutil.rmtree(fold / "checkpoints", ignore_errors=True)
-        shutil.rmtree(model_dir, ignore_errors=True)
-    summary = lodo_summary(out, sorted(docs), cfg.variant)
-    if summary:
-        write_atomic(out / "lodo.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
-        write_atomic(out / "lodo.md", lodo_markdown(summary, cfg.variant))
-        print((out / "lodo.md").read_text(encoding="utf-8"))
-    return 0
+def _f1(cell: float | dict[str, Any]) -> float:
+    return cell["f1"] if isinstance(cell, dict) else cell
 
 
-def lodo_summary(out: Path, doc_ids: Sequence[str], variant: str) -> dict[str, Any]:
-    """Per-fold micro and per-label F1, the mean over folds with support, and pooled scores."""
-    folds = {
-        d: json.loads((out / d / "metrics.json").read_text(encoding="utf-8"))
-        for d in doc_ids
-        if (out / d / "metrics.json").exists()
-    }
-    if not folds:
-        return {}
-    keys = (*RELATION_LABELS, "micro")
-    summary: dict[str, Any] = {"folds": {}, "mean": {}, "pooled": {}, "variant": variant}
-    for d, m in folds.items():
-        summary["folds"][d] = {
-            name: {k: m[name]["relations"][k]["f1"] for k in keys} for name in (variant, "rules")
-        } | {
-            "support": {k: m["rules"]["relations"][k]["support"] for k in keys},
-            "train_seconds": m.get("train_seconds"),
-        }
-    for name in (variant, "rules"):
-        summary["mean"][name] = {}
-        summary["pooled"][name] = {}
-        for k in keys:
-            vals = [f[name][k] for f in summary["folds"].values() if f["support"][k]]
-            summary["mean"][name][k] = round(sum(vals) / len(vals), 4) if vals else 0.0
-            tp = sum(folds[d][name]["relations"][k]["tp"] for d in folds)
-            fp = sum(folds[d][name]["relations"][k]["fp"] for d in folds)
-            fn = sum(folds[d][name]["relations"][k]["fn"] for d in folds)
-            summary["pooled"][name][k] = round(PRF(tp, fp, fn).f1, 4)
+def write_summary(
+    out: Path, folds: Sequence[Fold], scores: dict[str, Scores], plan: dict[str, Any], title: str
+) -> dict[str, Any]:
+    summary = summarise(folds, scores, plan)
+    write_atomic(out / "cv.json", json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    write_atomic(out / "cv.md", cv_markdown(summary, title))
     return summary
 
 
-def lodo_markdown(summary: dict[str, Any], variant: str) -> str:
-    keys = (*RELATION_LABELS, "micro")
-    lines = [
-        f"# Leave-one-document-out relation F1 given gold entities ({variant} / rules linker)",
-        "",
-        "Both with the deadline inheritance step. Rules: written while reading the five seeds.",
-        "",
-        "| fold | " + " | ".join(keys) + " |",
-        "|---" * (len(keys) + 1) + "|",
-    ]
-    for d, f in summary["folds"].items():
-        cells = [f"{f[variant][k]:.2f} / {f['rules'][k]:.2f}" if f["support"][k] else "-" for k in keys]
-        lines.append(f"| {d} | " + " | ".join(cells) + " |")
-    for agg in ("mean", "pooled"):
-        s = summary[agg]
-        lines.append(f"| **{agg}** | " + " | ".join(f"{s[variant][k]:.3f} / {s['rules'][k]:.3f}" for k in keys) + " |")
-    return "\n".join(lines) + "\n\nmean: over folds whose document has that relation; pooled: tp/fp/fn summed.\n"
+def plan_record(folds: Sequence[Fold], plan: CvPlan, seed: int) -> dict[str, Any]:
+    return {"group": plan.group, "k": len(folds), "seed": seed}
+
+
+def cross_validate(cfg: NerConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[str, Any]:
+    """Per fold: train the configured NER model on the fold's train documents (dev blocks carved as
+    the splits config says) and score its test documents with evaluate_extractor (entities,
+    relations end to end, target triples, the rules baseline). Folds with a metrics.json are skipped."""
+    from pipeline.evaluation.report import evaluate_extractor
+    from pipeline.extractors.extract import ModelExtractor
+    from pipeline.training.ner_training import train_ner
+
+    schema = load_schema(cfg.schema)
+    seed = cfg.seed if plan.seed is None else plan.seed
+    docs, folds = make_folds(cfg.annotations, plan, seed, out_dir)
+
+    def train_and_score(fold: Fold, fold_dir: Path) -> Path:
+        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=list(fold.train), test_docs=list(fold.test))
+        model_dir = train_ner(fold_cfg)
+        test = [docs[d] for d in fold.test]
+        title = f"{fold.name} (by {plan.group})"  # the plots' fonts lack CJK: no province names
+        evaluate_extractor(test, ModelExtractor(model_dir), schema, title).write(fold_dir)
+        return model_dir
+
+    results = run_folds(out_dir, docs, folds, plan.only, train_and_score)
+    scores = {
+        name: {"model": ner_sections(m), "rules": ner_sections(m["rules_baseline"])} for name, m in results.items()
+    }
+    title = f"NER cross-validation grouped by {plan.group}"
+    return write_summary(out_dir, folds, scores, plan_record(folds, plan, seed), title)
+
+
+def ner_sections(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"entities": m["entities"], "relations": m["relations"], "targets": {"triples": m["targets"]}}
+
+
+def relation_cv(cfg: RelConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[str, Any]:
+    """Per fold: train the configured relation linker on the fold's train documents and score it
+    and the rules linker on its test documents, given gold entities (both with deadline inheritance)."""
+    from pipeline.extractors.relation_model import RelationModel
+    from pipeline.training.relation_training import train_relations
+
+    seed = cfg.seed if plan.seed is None else plan.seed
+    docs, folds = make_folds(cfg.annotations, plan, seed, out_dir)
+
+    def train_and_score(fold: Fold, fold_dir: Path) -> Path:
+        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=list(fold.train), test_docs=list(fold.test))
+        model_dir = train_relations(fold_cfg)
+        test = [docs[d] for d in fold.test]
+        metrics = {
+            cfg.variant: relation_scores(test, linked(test, model_linker(RelationModel(model_dir), True))),
+            "rules": relation_scores(test, linked(test, rules_linker(True))),
+            "train_seconds": json.loads((fold_dir / "run.json").read_text(encoding="utf-8"))["train_seconds"],
+        }
+        write_atomic(fold_dir / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
+        return model_dir
+
+    results = run_folds(out_dir, docs, folds, plan.only, train_and_score)
+    scores = {name: {s: rel_sections(m[s]) for s in (cfg.variant, "rules")} for name, m in results.items()}
+    title = f"Relation cross-validation grouped by {plan.group}, given gold entities ({cfg.variant} / rules linker)"
+    return write_summary(out_dir, folds, scores, plan_record(folds, plan, seed), title)
+
+
+def rel_sections(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"relations": m["relations"], "targets": {"triples": m["targets"]}}

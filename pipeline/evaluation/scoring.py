@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
-
-if TYPE_CHECKING:
-    pass
 from pipeline.core.metrics import PRF, score_sets, set_prf
+from pipeline.extractors.records import target_spans
 
 SpanKey = tuple[int, int, str]
 
@@ -36,15 +33,16 @@ def relation_items(docs: Sequence[AnnotatedDoc]) -> set[tuple]:
 
 def target_triples(doc: AnnotatedDoc) -> set[tuple]:
     """(INDICATOR, VALUE, DEADLINE-or-None) span triples built from value_of and deadline_of."""
-    by_id = doc.span_by_id()
-    deadline_of = {r.tail: r.head for r in doc.relations if r.label == "deadline_of"}
-    triples = set()
-    for r in doc.relations:
-        if r.label == "value_of" and r.head in by_id and r.tail in by_id:
-            d = deadline_of.get(r.head)
-            deadline = span_key(by_id[d]) if d in by_id else None
-            triples.add((doc.doc_id, span_key(by_id[r.tail]), span_key(by_id[r.head]), deadline, "target"))
-    return triples
+    return {
+        (
+            doc.doc_id,
+            span_key(indicator),
+            span_key(value),
+            span_key(deadline) if deadline is not None else None,
+            "target",
+        )
+        for indicator, value, deadline in target_spans(doc)
+    }
 
 
 def score_entities(gold: Sequence[AnnotatedDoc], pred: Sequence[AnnotatedDoc], labels: Sequence[str]) -> dict[str, PRF]:

@@ -100,7 +100,7 @@ def load_token_classifier(model_dir: Path) -> Any:
     return model
 
 
-def _module_weights(model: Any) -> dict[str, Any] | None:
+def module_weights(model: Any) -> dict[str, Any] | None:
     crf = getattr(model, "crf", None)
     return None if crf is None else {f"crf.{k}": v.detach().float().cpu().numpy() for k, v in crf.state_dict().items()}
 
@@ -119,26 +119,34 @@ class NerModel:
     def __init__(
         self, model_dir: str | Path, device: str = "cpu", batch_size: int = 32, precision: str = "bf16"
     ) -> None:
-        import torch
-        from transformers import AutoTokenizer
+        from pipeline.extractors.precision import check_precision, load_forward, load_tokenizer
 
         self.model_dir = Path(model_dir)
         meta_path = self.model_dir / MODEL_META
         if not meta_path.exists():
             raise MissingModelError(f"{self.model_dir}: not a planie NER model ({MODEL_META} missing)")
         self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        self.tok = PieceTokenizer(AutoTokenizer.from_pretrained(str(self.model_dir)))
-        self.model = load_token_classifier(self.model_dir)
-        self.model.to(device).eval()
-        self.model.float()
+        check_precision(precision)
+        self.tok = PieceTokenizer(load_tokenizer(self.model_dir))  # without transformers: no torch import
         self.device = device
         self.batch_size = batch_size
-        if precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
-        self.precision = precision  # bf16: autocast for the matmuls (weights stay fp32)
-        self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
-        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], _module_weights(self.model))
-        self._torch = torch
+        self._model: Any = None
+        # the encoder forward for the precision (pipeline.extractors.precision); the torch model is loaded
+        # only if the precision needs it (not for a cached ONNX export)
+        self.forward = load_forward(self.model_dir, precision, lambda: self.model, device=device)
+        self.precision = self.forward.precision  # as run: an ONNX precision falls back without onnxruntime
+        config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+        self.id2label = {int(k): v for k, v in config["id2label"].items()}
+        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], crf_weights(self.model_dir))
+
+    @property
+    def model(self) -> Any:
+        """The torch token classifier (fp32, eval mode), loaded on first use."""
+        if self._model is None:
+            self._model = load_token_classifier(self.model_dir)
+            self._model.to(self.device).eval()
+            self._model.float()
+        return self._model
 
     @property
     def name(self) -> str:
@@ -203,7 +211,6 @@ class NerModel:
     def _run(self, jobs: list[tuple[int, int, int]], para_pieces: list[tuple[int, list]]) -> list:
         import numpy as np
 
-        torch = self._torch
         n_labels = len(self.id2label)
         out = [np.zeros((len(p), n_labels), dtype=np.float32) for _, p in para_pieces]
         best_margin = [np.full(len(p), -1) for _, p in para_pieces]
@@ -211,17 +218,14 @@ class NerModel:
         for i in range(0, len(jobs), self.batch_size):
             batch = jobs[i : i + self.batch_size]
             width = max(b - a for _, a, b in batch) + 2
-            ids = torch.full((len(batch), width), self.tok.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            ids = np.full((len(batch), width), self.tok.pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
             for row, (pi, a, b) in enumerate(batch):
                 pieces = para_pieces[pi][1][a:b]
                 seq = [self.tok.cls_id, *(p.token_id for p in pieces), self.tok.sep_id]
-                ids[row, : len(seq)] = torch.tensor(seq)
+                ids[row, : len(seq)] = seq
                 mask[row, : len(seq)] = 1
-            autocast = torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-            with torch.inference_mode(), autocast:
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            p = torch.softmax(logits.float(), -1).cpu().numpy()
+            p = self.forward(ids, mask)  # probabilities [batch, width, labels]
             for row, (pi, a, b) in enumerate(batch):
                 idx = np.arange(a, b)
                 margin = np.minimum(idx - a, b - 1 - idx)

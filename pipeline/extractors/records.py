@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
 from pipeline.core.documents import SentenceIndex
-
-if TYPE_CHECKING:
-    pass
 from pipeline.extractors.extract import Extractor
 
 
@@ -38,16 +35,22 @@ def _sentence_of(index: SentenceIndex, text: str, s: Span) -> str:
     return index.sentences[i].text if i >= 0 else text[s.start : s.end]
 
 
-def build_targets(doc: AnnotatedDoc, index: SentenceIndex | None = None) -> list[Target]:
-    index = index or SentenceIndex(doc.text)
+def target_spans(doc: AnnotatedDoc) -> list[tuple[Span, Span, Span | None]]:
+    """(INDICATOR, VALUE, DEADLINE-or-None) spans of every value_of relation whose two spans exist,
+    the deadline joined from the value's deadline_of relation (the last one wins)."""
     by_id = doc.span_by_id()
     deadline_of = {r.tail: by_id.get(r.head) for r in doc.relations if r.label == "deadline_of"}
+    return [
+        (by_id[r.tail], by_id[r.head], deadline_of.get(r.head))
+        for r in doc.relations
+        if r.label == "value_of" and r.head in by_id and r.tail in by_id
+    ]
+
+
+def build_targets(doc: AnnotatedDoc, index: SentenceIndex | None = None) -> list[Target]:
+    index = index or SentenceIndex(doc.text)
     targets = []
-    for r in doc.relations:
-        if r.label != "value_of" or r.head not in by_id or r.tail not in by_id:
-            continue
-        value, indicator = by_id[r.head], by_id[r.tail]
-        deadline = deadline_of.get(value.id)
+    for indicator, value, deadline in target_spans(doc):
         targets.append(
             Target(
                 indicator.text,

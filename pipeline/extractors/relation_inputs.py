@@ -234,7 +234,7 @@ def biaffine_tensors(
     return out, cands
 
 
-def _collate_marker(pad_id: int):  # noqa: ANN202
+def collate_marker(pad_id: int):  # noqa: ANN202
     import torch
 
     def collate(features: list[dict[str, Any]]) -> dict[str, Any]:

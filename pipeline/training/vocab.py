@@ -19,11 +19,11 @@ from pipeline.training.encoder_import import (
     QUERY_PREFIX,
     SPECIAL_TOKENS,
     WORD_EMBEDDINGS,
-    _assemble_tokenizer,
-    _atomic_dir,
-    _save_tokenizer,
-    _save_weights,
-    _write_json,
+    assemble_tokenizer,
+    atomic_dir,
+    save_tokenizer,
+    save_weights,
+    write_json,
 )
 
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|\n")
@@ -182,7 +182,7 @@ def _prune_state(model_dir: Path, kept: list[int]) -> dict[str, np.ndarray]:
 def _pruned_tokenizer(full_tok: Any, full_vocab: list[tuple[str, float]], kept: list[int]) -> Any:
     vocab = [full_vocab[i] for i in kept]
     unk_id = [p for p, _ in vocab].index("<unk>")
-    return _assemble_tokenizer(vocab, unk_id, full_tok.normalizer)
+    return assemble_tokenizer(vocab, unk_id, full_tok.normalizer)
 
 
 def _dir_bytes(path: Path) -> int:
@@ -226,10 +226,10 @@ def prune_vocabulary(
     kept = _kept_ids([p for p, _ in full_vocab], full_tok, texts, file_pieces)
     pruned_tok = _pruned_tokenizer(full_tok, full_vocab, kept)
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    with _atomic_dir(out_dir) as tmp:
-        _save_weights(_prune_state(model_dir, kept), tmp / "model.safetensors")
-        _write_json(tmp / "config.json", {**config, "vocab_size": len(kept)})
-        _save_tokenizer(pruned_tok, tmp, int(config["max_position_embeddings"]))
+    with atomic_dir(out_dir) as tmp:
+        save_weights(_prune_state(model_dir, kept), tmp / "model.safetensors")
+        write_json(tmp / "config.json", {**config, "vocab_size": len(kept)})
+        save_tokenizer(pruned_tok, tmp, int(config["max_position_embeddings"]))
     if save_pieces_file:
         write_pieces_file(save_pieces_file, (full_vocab[i][0] for i in kept))
     result: dict[str, Any] = {

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pipeline.apps.labelstudio.push import _mean_score, model_version, prediction_items
+from pipeline.apps.labelstudio.push import mean_score, model_version, prediction_items
 
 
 class PredictionService:
@@ -27,7 +27,7 @@ class PredictionService:
         out = []
         for spans, relations in preds:
             item: dict[str, Any] = {"result": prediction_items(spans, relations), "model_version": self.model_version}
-            score = _mean_score(spans)
+            score = mean_score(spans)
             if score is not None:
                 item["score"] = score
             out.append(item)

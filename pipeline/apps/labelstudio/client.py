@@ -62,7 +62,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # hand 3xx back to the caller (a successful login answers 302)
 
 
-def _opener(url: str, jar: http.cookiejar.CookieJar | None = None) -> urllib.request.OpenerDirector:
+def make_opener(url: str, jar: http.cookiejar.CookieJar | None = None) -> urllib.request.OpenerDirector:
     handlers: list[Any] = [_NoRedirect()]
     if _is_loopback(url):
         handlers.append(urllib.request.ProxyHandler({}))  # never send loopback traffic through a proxy
@@ -71,7 +71,7 @@ def _opener(url: str, jar: http.cookiejar.CookieJar | None = None) -> urllib.req
     return urllib.request.build_opener(*handlers)
 
 
-def _send(
+def send_request(
     opener: urllib.request.OpenerDirector,
     base: str,
     method: str,
@@ -123,7 +123,7 @@ class LabelStudioClient:
         self.token = (token if token is not None else os.environ.get(ENV_TOKEN, "")).strip()
         self.timeout = timeout
         self._access: str | None = None
-        self._opener = _opener(self.url)
+        self._opener = make_opener(self.url)
         if not self.token:
             raise LSAuthError(
                 f"no API token for Label Studio at {self.url}: set {ENV_TOKEN} "
@@ -142,7 +142,7 @@ class LabelStudioClient:
             headers["Content-Type"] = "application/json"
         if auth:
             headers["Authorization"] = self._authorization()
-        return _send(self._opener, self.url, method, url, data, headers, self.timeout)
+        return send_request(self._opener, self.url, method, url, data, headers, self.timeout)
 
     def _authorization(self) -> str:
         if not _is_jwt(self.token):
@@ -288,18 +288,18 @@ def get_personal_token(url: str, user: str, password: str, rotate: bool = False,
     token stops working) and creates a new one; otherwise that is an error."""
     base = url.rstrip("/")
     jar = http.cookiejar.CookieJar()
-    opener = _opener(base, jar)
+    opener = make_opener(base, jar)
 
     def cookie(name: str) -> str | None:
         return next((c.value for c in jar if c.name == name), None)
 
-    status, _ = _send(opener, base, "GET", f"{base}/user/login/", timeout=timeout)
+    status, _ = send_request(opener, base, "GET", f"{base}/user/login/", timeout=timeout)
     csrf = cookie("csrftoken")
     if status != 200 or not csrf:
         raise LSAPIError(f"{base}/user/login/: HTTP {status}, no CSRF cookie (is this a Label Studio server?)", status)
     form = urllib.parse.urlencode({"email": user, "password": password, "csrfmiddlewaretoken": csrf}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Referer": f"{base}/user/login/"}
-    status, _ = _send(opener, base, "POST", f"{base}/user/login/", form, headers, timeout)
+    status, _ = send_request(opener, base, "POST", f"{base}/user/login/", form, headers, timeout)
     if status != 302:  # success redirects; a failure renders the form again (200)
         raise LSAuthError(f"login to Label Studio at {base} as {user!r} failed: check {ENV_USER} and {ENV_PASSWORD}")
 
@@ -311,7 +311,7 @@ def get_personal_token(url: str, user: str, password: str, rotate: bool = False,
             "Content-Type": "application/json",
         }
         data = json.dumps(body).encode() if body is not None else None
-        return _send(opener, base, method, base + path, data, hdrs, timeout)
+        return send_request(opener, base, method, base + path, data, hdrs, timeout)
 
     status, raw = api("POST", "/api/token/", {})
     if status == 409 and rotate:

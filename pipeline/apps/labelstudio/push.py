@@ -53,7 +53,7 @@ def prediction_items(spans: Sequence[Span], relations: Sequence[Relation]) -> li
     return items
 
 
-def _mean_score(spans: Sequence[Span]) -> float | None:
+def mean_score(spans: Sequence[Span]) -> float | None:
     scores = [s.score for s in spans if s.score is not None]
     return round(sum(scores) / len(scores), 4) if scores else None
 
@@ -83,7 +83,7 @@ def paragraph_entropies(ner: Any, texts: Sequence[str]) -> list[list[tuple[Segme
     return out
 
 
-def _task_key(data: dict[str, Any]) -> tuple[str, int | None]:
+def task_key(data: dict[str, Any]) -> tuple[str, int | None]:
     offset = data.get("offset")
     return str(data.get("doc_id", "")), (int(offset) if offset is not None else None)
 
@@ -124,7 +124,7 @@ class TaskSpec:
 
     @property
     def key(self) -> tuple[str, int | None]:
-        return _task_key(self.data)
+        return task_key(self.data)
 
     @property
     def name(self) -> str:
@@ -152,7 +152,7 @@ def document_specs(documents: Sequence[Document], extractor: Any | None) -> list
             specs.append(TaskSpec(data))
         else:
             spans, relations = pred
-            specs.append(TaskSpec(data, prediction_items(spans, relations), _mean_score(spans)))
+            specs.append(TaskSpec(data, prediction_items(spans, relations), mean_score(spans)))
     return specs
 
 
@@ -219,7 +219,7 @@ def select_paragraph_specs(
         }
         if doc.doc_id in preds:
             spans, relations = slice_prediction(*preds[doc.doc_id], para.start, para.end)
-            specs.append(TaskSpec(data, prediction_items(spans, relations), _mean_score(spans)))
+            specs.append(TaskSpec(data, prediction_items(spans, relations), mean_score(spans)))
         else:
             specs.append(TaskSpec(data))
     return specs
@@ -240,7 +240,7 @@ def push_specs(
     dropped) unless it has annotations: that is a conflict, reported, not touched."""
     project, created, config_updated = ensure_project(client, title, label_studio_config(schema))
     report = PushReport(project["id"], created, config_updated)
-    existing = {} if created else {_task_key(t.get("data") or {}): t for t in client.list_tasks(project["id"])}
+    existing = {} if created else {task_key(t.get("data") or {}): t for t in client.list_tasks(project["id"])}
     new: list[dict[str, Any]] = []
     for spec in specs:
         task = existing.get(spec.key)

@@ -14,7 +14,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.apps.labelstudio.client import ENV_PASSWORD, ENV_USER, LabelStudioError, LSConnectionError, _opener, _send
+from pipeline.apps.labelstudio.client import (
+    ENV_PASSWORD,
+    ENV_USER,
+    LabelStudioError,
+    LSConnectionError,
+    make_opener,
+    send_request,
+)
 from pipeline.core.errors import EXIT_SETUP, SetupError
 from pipeline.core.files import REPO
 
@@ -206,7 +213,7 @@ def wait_healthy(
     With the ``process`` and its ``log_path``, the answer only counts once the log says this
     process serves ``url`` (not another server that took the port meanwhile)."""
     started = time.monotonic()
-    opener = _opener(url)
+    opener = make_opener(url)
     port = urllib.parse.urlsplit(url).port
     while True:
         if process is not None and process.poll() is not None:
@@ -217,7 +224,7 @@ def wait_healthy(
         if f"Port {port} is in use" in log:
             raise PortTakenError(f"port {port} was taken by another program while label-studio started")
         try:
-            status, _ = _send(opener, url, "GET", f"{url}/health", timeout=5)
+            status, _ = send_request(opener, url, "GET", f"{url}/health", timeout=5)
             if status == 200 and (process is None or log_path is None or f"server at {url}/" in log):
                 return time.monotonic() - started
         except LSConnectionError:

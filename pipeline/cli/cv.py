@@ -1,0 +1,31 @@
+"""The cross-validation options shared by ``planie cv`` and ``planie evaluate-rel --cv``."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.evaluation.crossval import DEFAULT_K, CvPlan
+from pipeline.training.splits import GROUPS
+
+
+def add_cv_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument(
+        "--group",
+        choices=GROUPS,
+        default="doc",
+        help=f"{prefix}documents of a group stay in one fold: each document alone (default; with the default "
+        "--folds this is leave-one-document-out, as before) or the gold's data.meta.province",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        help=f"{prefix}number of folds K (default: {DEFAULT_K}; with --group doc: one per document)",
+    )
+    p.add_argument("--seed", type=int, help=f"{prefix}fold assignment seed (default: the run config's seed)")
+    p.add_argument(
+        "--only", nargs="*", default=[], help=f"{prefix}run only these folds (fold1 ...), e.g. one process each"
+    )
+
+
+def cv_plan(args: argparse.Namespace) -> CvPlan:
+    return CvPlan(group=args.group, k=args.folds, seed=args.seed, only=tuple(args.only or ()))
