@@ -231,3 +231,79 @@ def test_paragraph_built_gold_trains_only_on_annotated_regions(tiny, tmp_path):
     assert loaded.meta["regions"] == [(0, len(TEXT))]
     wins = region_windows(loaded, tok, NerConfig(max_length=512, stride=400))
     assert len(wins) == 1 and wins[0].pieces[-1].end <= len(TEXT)
+
+
+# ----------------------------------------------------------------------------- what cannot train (issue 14)
+
+
+def _guard_cfg(base, tmp_path, **overrides):
+    from pipeline.training.ner_training import NerConfig
+
+    options = {
+        "base": str(base),
+        "annotations": str(tmp_path / "gold"),
+        "splits": str(tmp_path / "splits.yaml"),
+        "output_dir": str(tmp_path / "run"),
+        "max_length": 16,
+        "stride": 8,
+        "epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 3e-3,
+        "warmup_ratio": 0.0,
+        "freeze_embeddings": False,
+        "early_stopping_patience": 100,
+        "bf16": False,
+    }
+    return NerConfig(**{**options, **overrides})
+
+
+def test_training_refuses_gold_without_spans_and_missing_annotations_before_any_step(tiny, tmp_path):
+    from pipeline.core.errors import InputError
+    from pipeline.training.ner_training import train_ner
+
+    base, _ = tiny
+    (tmp_path / "gold").mkdir()
+    for doc_id in ("a", "b"):
+        write_export(tmp_path / "gold" / f"{doc_id}.json", [AnnotatedDoc(doc_id, (TEXT + "\n") * 6, ())])
+    (tmp_path / "splits.yaml").write_text("train: [a]\ntest: [b]\ndev_block: 0.34\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no gold spans"):
+        train_ner(_guard_cfg(base, tmp_path))
+    with pytest.raises(InputError, match="not found"):
+        train_ner(_guard_cfg(base, tmp_path, annotations=str(tmp_path / "nowhere")))
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_refuses_a_split_without_dev_windows(tiny, tmp_path):
+    from pipeline.core.errors import InputError
+    from pipeline.training.ner_training import train_ner
+
+    base, _ = tiny
+    (tmp_path / "gold").mkdir()
+    write_export(tmp_path / "gold" / "a.json", [AnnotatedDoc("a", TEXT, SPANS)])  # one paragraph: no dev block
+    (tmp_path / "splits.yaml").write_text("train: [a]\ndev_block: 0.15\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no dev windows"):
+        train_ner(_guard_cfg(base, tmp_path))
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_skips_an_incomplete_checkpoint_and_adds_up_train_seconds(tiny, tmp_path, caplog):
+    from pipeline.training.ner_training import train_ner
+    from pipeline.training.runs import SECONDS_FILE
+
+    base, _ = tiny
+    _write_gold(tmp_path / "gold", ["a", "b"])
+    (tmp_path / "splits.yaml").write_text("train: [a]\ntest: [b]\ndev_block: 0.34\n", encoding="utf-8")
+    train_ner(_guard_cfg(base, tmp_path))
+    ckpts = sorted((tmp_path / "run" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    first, last = ckpts[0], ckpts[-1]
+    weights = last / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a kill during the save
+    before = json.loads((first / SECONDS_FILE).read_text(encoding="utf-8"))["train_seconds"]
+    assert before > 0
+    with caplog.at_level("WARNING", logger="pipeline.training.runs"):
+        train_ner(_guard_cfg(base, tmp_path, epochs=3), resume=True)
+    assert f"skipping incomplete checkpoint {last}" in caplog.text
+    run = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))
+    assert run["train_seconds"] > before
+    epochs = [h["epoch"] for h in run["log_history"] if "eval_f1" in h]
+    assert epochs[-1] == 3

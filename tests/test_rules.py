@@ -102,7 +102,7 @@ def test_extract_rules_writes_the_jsonl_contract(seeds_dir, tmp_path):
         assert record["text"][e["start"] : e["end"]] == e["text"]
     assert all(r["head"] in ids and r["tail"] in ids for r in record["relations"])
     assert any(t["deadline"] == "到2015年" for t in record["targets"])
-    assert (tmp_path / "targets.csv").read_text(encoding="utf-8").startswith("doc_id,indicator,value,deadline")
+    assert (tmp_path / "targets.csv").read_text(encoding="utf-8").startswith("doc_id,source,indicator,value,deadline")
 
 
 def test_extract_reports_unreadable_files_and_goes_on(tmp_path, capsys):

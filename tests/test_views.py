@@ -12,17 +12,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.apps.views import (
-    IndicatorGroup,
-    doc_paths,
-    group_indicators,
-    indicators_csv,
-    normalise_indicator,
-    render_document_html,
-    render_index_html,
-    render_summary_html,
-    write_views,
-)
+from pipeline.apps.indicators import IndicatorGroup, group_indicators, indicators_csv, normalise_indicator
+from pipeline.apps.report import write_views
+from pipeline.apps.views import doc_paths, render_document_html, render_index_html, render_summary_html
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -376,16 +368,10 @@ def test_indicators_csv_round_trips() -> None:
 def test_write_views_writes_every_file(tmp_path: Path, schema) -> None:
     recs = three_docs()
     paths = write_views(tmp_path, recs, schema)
-    assert set(paths) == {
-        "html/d1.html",
-        "html/d2.html",
-        "html/d3.html",
-        "index.html",
-        "summary.html",
-        "indicators.csv",
-    }
+    assert set(paths) == {"targets.csv", "tasks.csv", "index.html", "summary.html", "indicators.csv", "html/"}
+    assert sorted(p.name for p in paths["html/"].iterdir()) == ["d1.html", "d2.html", "d3.html"]
     for name, path in paths.items():
-        assert path == tmp_path / name and path.is_file() and path.stat().st_size > 0
+        assert path == tmp_path / name and path.exists() and (path.is_dir() or path.stat().st_size > 0)
     assert not list(tmp_path.rglob("*.tmp"))
     assert "制造业产品质量合格率" in (tmp_path / "indicators.csv").read_text(encoding="utf-8")
 
@@ -410,7 +396,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_browser_shows_every_entity(tmp_path: Path, seed_record, schema) -> None:
     require_chromium()
     paths = write_views(tmp_path / "out", [seed_record], schema)
-    page = paths["html/000_af21887b59a64702.html"]
+    page = paths["html/"] / "000_af21887b59a64702.html"
     dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     assert dom.count('class="ent ') == len(seed_record["entities"])
     offsets = sorted((int(a), int(b)) for a, b in re.findall(r'data-start="(\d+)" data-end="(\d+)"', dom))

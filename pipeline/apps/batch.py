@@ -1,51 +1,32 @@
-"""Extraction runs over many documents: batches, resume, extractions.jsonl, CSV tables and views."""
+"""Extraction runs over many documents: batches, the journal, resume, then the tables and views.
+
+A run holds the output folder's lock from start to end, removes temporary files a killed run left,
+appends each finished batch to the journal (``pipeline/apps/journal.py``), renames the journal to
+``extractions.jsonl`` at the end and builds the tables and views by streaming over it
+(``pipeline/apps/report.py``). Memory does not grow with the number of documents.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+import itertools
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.documents import Document, SentenceIndex
-from pipeline.core.files import write_atomic
+from pipeline.apps.journal import Journal, iter_records
+from pipeline.apps.report import write_report
+from pipeline.core.documents import Document
+from pipeline.core.inputs import DocInput, DocumentSet
+from pipeline.core.outdir import locked_out_dir
+from pipeline.extractors.extract import BATCH_DOCS, Extractor, extract_documents
+from pipeline.extractors.records import extraction_record
 
 if TYPE_CHECKING:
-    from pipeline.apps.views import Embed
-from pipeline.extractors.extract import BATCH_DOCS, Extractor, extract_documents
-from pipeline.extractors.records import Target, Task, build_targets, build_tasks, doc_from_record, extraction_record
-
-
-def _csv(rows: Iterable[dict[str, Any]], fields: list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def write_tables_and_views(
-    out_dir: Path, records: Sequence[dict[str, Any]], embed: Embed | None = None, group_threshold: float = 0.9
-) -> dict[str, Path]:
-    """targets.csv, tasks.csv and the views; ``embed``/``group_threshold``: indicator grouping (views)."""
-    from pipeline.apps.views import write_views
-
-    paths = {name: out_dir / name for name in ("targets.csv", "tasks.csv")}
-    target_rows, task_rows = [], []
-    for record in records:
-        doc = doc_from_record(record)
-        index = SentenceIndex(doc.text)  # one per document, shared by both tables
-        target_rows += [{"doc_id": doc.doc_id, **asdict(t)} for t in build_targets(doc, index)]
-        task_rows += [
-            {"doc_id": doc.doc_id, **asdict(t), "agencies": "、".join(t.agencies)} for t in build_tasks(doc, index)
-        ]
-    write_atomic(paths["targets.csv"], _csv(target_rows, ["doc_id", *Target.__dataclass_fields__]))
-    write_atomic(paths["tasks.csv"], _csv(task_rows, ["doc_id", *Task.__dataclass_fields__]))
-    paths.update(write_views(out_dir, list(records), embed=embed, threshold=group_threshold))
-    return paths
+    from pipeline.apps.indicators import Embed
 
 
 @dataclass
@@ -57,55 +38,83 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
 
-
-def read_existing(jsonl: Path) -> list[dict[str, Any]]:
-    if not jsonl.exists():
-        return []
-    records = []
-    for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{jsonl}: line {n}: not JSON ({exc.msg}); remove the file or run without --resume"
-            ) from exc
-    return records
+    def add(self, records: Sequence[dict[str, Any]], errors: Sequence[str]) -> None:
+        """Count one finished batch."""
+        self.extracted += len(records)
+        self.chars += sum(len(r["text"]) for r in records)
+        self.errors += errors
 
 
-def read_or_error(path: str | Path) -> Document | str:
+DOCSET_NAME = ".documents.sqlite.tmp"  # the run's document list; a killed run's copy is a stale temp
+
+
+def as_document_set(out_dir: Path, paths: Sequence[Path | str | DocInput] | DocumentSet) -> DocumentSet:
+    """The run's documents: a DocumentSet as it is; paths given directly (root: each file's folder) or
+    DocInputs put in one in ``out_dir``."""
+    if isinstance(paths, DocumentSet):
+        return paths
+    docset = DocumentSet(str(out_dir / DOCSET_NAME))
+    for n, p in enumerate(paths):
+        path = p.path if isinstance(p, DocInput) else str(p)
+        docset.add(path, p.root if isinstance(p, DocInput) else os.path.dirname(os.path.realpath(path)), n)
+    return docset.assign_ids()
+
+
+def read_or_error(doc: DocInput) -> Document | str:
     """The document, or the reader's error message naming the file (the run goes on without it)."""
     from pipeline.core.documents import DocumentError, read_document
 
     try:
-        return read_document(path)
+        return read_document(doc.path, doc.doc_id)
     except DocumentError as exc:
         return str(exc)
 
 
-def start_run(
-    out_dir: Path, paths: Sequence[Path], resume: bool
-) -> tuple[list[dict[str, Any]], RunSummary, list[Path]]:
-    """The records kept from ``out_dir/extractions.jsonl`` (with ``resume``), a summary counting the
-    documents skipped for being there, and the paths still to extract."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = read_existing(out_dir / "extractions.jsonl") if resume else []
-    done = {r["source"] for r in records}
-    summary = RunSummary(skipped=sum(1 for p in paths if str(p) in done))
-    return records, summary, [p for p in paths if str(p) not in done]
+def extract_batch(batch: Sequence[Document | str], extractor: Extractor) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records of the documents read, and the read errors."""
+    errors = [b for b in batch if isinstance(b, str)]
+    documents = [b for b in batch if not isinstance(b, str)]
+    return [extraction_record(doc, extractor) for doc in extract_documents(documents, extractor)], errors
 
 
-def finish_run(
-    out_dir: Path, records: Sequence[dict[str, Any]], summary: RunSummary, embed: Embed | None, group_threshold: float
-) -> RunSummary:
-    """Write extractions.jsonl atomically, then the tables and views; record the outputs in the summary."""
-    jsonl = out_dir / "extractions.jsonl"
-    write_atomic(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    summary.outputs = {"extractions.jsonl": jsonl, **write_tables_and_views(out_dir, records, embed, group_threshold)}
-    return summary
+@contextmanager
+def extraction_run(
+    out_dir: Path,
+    paths: Sequence[Path | str | DocInput] | DocumentSet,
+    resume: bool,
+    embed: Embed | None,
+    group_threshold: float,
+) -> Iterator[tuple[Journal, Iterator[DocInput], int, RunSummary]]:
+    """Lock ``out_dir`` (which removes stale temporary files), open the journal; yield it with the
+    documents still to extract (an iterator), their number and the summary; then commit the journal
+    and write the tables and views (not after an exception)."""
+    started = time.perf_counter()
+    with locked_out_dir(out_dir) as out:
+        journal = Journal(out, resume)
+        docs = as_document_set(out, paths)
+        try:
+            docs.mark_done(journal.keys())
+            summary = RunSummary(skipped=docs.count(done=True))
+            yield journal, docs.pending(), docs.count(done=False), summary
+            jsonl = journal.commit()
+        finally:
+            journal.close()
+            if not isinstance(paths, DocumentSet):
+                docs.close()
+                (out / DOCSET_NAME).unlink(missing_ok=True)
+        summary.outputs = {"extractions.jsonl": jsonl}
+        summary.outputs.update(write_report(out, lambda: iter_records(jsonl), embed=embed, threshold=group_threshold))
+    summary.seconds = time.perf_counter() - started
+
+
+def batches(docs: Iterator[DocInput], size: int) -> Iterator[list[DocInput]]:
+    """Consecutive lists of ``size`` documents (the last may be shorter)."""
+    while batch := list(itertools.islice(docs, size)):
+        yield batch
 
 
 def run_extraction(
-    paths: Sequence[Path],
+    paths: Sequence[Path | str | DocInput] | DocumentSet,
     out_dir: Path,
     extractor: Extractor,
     *,
@@ -116,30 +125,22 @@ def run_extraction(
     embed: Embed | None = None,
     group_threshold: float = 0.9,
 ) -> RunSummary:
-    """Read, extract and write in document batches. Records go to a temporary JSONL renamed into
-    place at the end, so extractions.jsonl is never half-written; with ``resume`` the documents
-    already in it are kept and skipped."""
-    import time
+    """Read, extract and journal in document batches, then write extractions.jsonl, tables and views;
+    with ``resume`` the documents already in the journal (or extractions.jsonl) are kept and skipped."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
-    out_dir = Path(out_dir)
-    records, summary, todo = start_run(out_dir, paths, resume)
-    started = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="doc", disable=not progress, desc="extract")
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for i in range(0, len(todo), batch_docs):
-            batch = list(pool.map(read_or_error, todo[i : i + batch_docs]))
-            summary.errors += [b for b in batch if isinstance(b, str)]
-            documents = [b for b in batch if not isinstance(b, str)]
-            for doc in extract_documents(documents, extractor):
-                records.append(extraction_record(doc, extractor))
-                summary.chars += len(doc.text)
-            summary.extracted += len(documents)
-            bar.update(len(batch))
-            bar.set_postfix(chars_per_s=f"{summary.chars / max(time.perf_counter() - started, 1e-9):,.0f}")
-    bar.close()
-    finish_run(out_dir, records, summary, embed, group_threshold)
-    summary.seconds = time.perf_counter() - started
+    run = extraction_run(Path(out_dir), paths, resume, embed, group_threshold)
+    with run as (journal, todo, n_todo, summary):
+        started = time.perf_counter()
+        bar = tqdm(total=n_todo, unit="doc", disable=not progress, desc="extract")
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for batch in batches(todo, batch_docs):
+                records, errors = extract_batch(list(pool.map(read_or_error, batch)), extractor)
+                journal.append(records)
+                summary.add(records, errors)
+                bar.update(len(records) + len(errors))
+                bar.set_postfix(chars_per_s=f"{summary.chars / max(time.perf_counter() - started, 1e-9):,.0f}")
+        bar.close()
     return summary

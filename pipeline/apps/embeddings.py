@@ -2,7 +2,7 @@
 
 ``load_embedder(folder)`` loads the encoder of any HuggingFace model folder with ``AutoModel`` (for
 a planie NER model that is its encoder, the token-classification head is left out) and returns an
-``Embed`` for ``pipeline.apps.views.group_indicators``: each name is tokenised, run through the encoder
+``Embed`` for ``pipeline.apps.indicators.group_indicators``: each name is tokenised, run through the encoder
 and its last hidden states are mean-pooled over the real tokens (attention mask), then L2-normalised.
 Nothing is downloaded: the folder must hold the weights and the tokenizer.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    from pipeline.apps.views import Embed
+    from pipeline.apps.indicators import Embed
 from pipeline.core.errors import MissingModelError
 
 

@@ -40,13 +40,9 @@ from pipeline.apps.labelstudio.server import (
     install_server,
     start_server,
 )
-from pipeline.core.documents import (
-    DocumentError,
-    collect_documents,
-    documents_index,
-    read_document,
-)
+from pipeline.core.documents import DocumentError, documents_index, read_document
 from pipeline.core.errors import InputError, SetupError, UsageError
+from pipeline.core.inputs import collect_documents
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.extract import check_model_arg, load_extractor
 

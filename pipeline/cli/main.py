@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -12,7 +13,7 @@ from pipeline.cli.encoder import add_encoder_commands
 from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
 from pipeline.core.documents import documents_index
-from pipeline.core.errors import EXIT_CODES_HELP, PlanieError
+from pipeline.core.errors import EXIT_CODES_HELP, InputError, PlanieError, UsageError
 from pipeline.core.files import json_files
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
 from pipeline.extractors.extract import DEFAULT_MODEL
@@ -32,9 +33,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pipeline.core.validate import validate_export
 
     schema = load_schema(args.schema)
-    documents = documents_index(args.docs) if args.docs else None
     files = json_files(args.files)
-    total = 0
+    setup = [f"{d}: --docs folder not found" for d in args.docs or [] if not Path(d).exists()]
+    setup += [] if files else [f"no export files in {' '.join(args.files)}"]
+    documents = documents_index(args.docs) if args.docs is not None else None
+    total = len(setup)
+    for message in setup:
+        print(message, file=sys.stderr)
     for f in files:
         problems = validate_export(f, schema, documents)
         for p in problems:
@@ -45,10 +50,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from pipeline.core.annotations import load_gold_dir
+    from pipeline.core.annotations import ExportError, load_gold
 
     schema = load_schema(args.schema)
-    docs = load_gold_dir(args.files)
+    docs, failed = [], 0
+    files = json_files(args.files)
+    for f in files:
+        try:
+            docs += load_gold(f)
+        except ExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    if not files:
+        raise InputError(f"no export files in {' '.join(args.files)}")
     labels = list(schema.entity_labels) + list(schema.relation_labels)
     header = ["document", "chars", *labels]
     rows = []
@@ -63,7 +77,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print("|" + "---|" * len(header))
     for r in rows:
         print("| " + " | ".join(r) + " |")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_markup(args: argparse.Namespace) -> int:
@@ -73,6 +87,8 @@ def cmd_markup(args: argparse.Namespace) -> int:
     from pipeline.core.validate import validate_export
 
     if args.direction == "to-json":
+        if not args.doc:
+            raise UsageError("markup to-json needs --doc (the source document the markup must reproduce)")
         doc = read_document(args.doc)
         marked = parse_markup(Path(args.input).read_text(encoding="utf-8"), doc.doc_id, args.source or args.doc)
         if marked.text != doc.text:
@@ -219,6 +235,42 @@ def installed_version() -> str:
         return "(not installed)"
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.apps.extraction import ExtractOptions, indicator_embedder
+    from pipeline.apps.report import report_from_jsonl
+
+    opts = ExtractOptions(
+        model="rules",
+        group_indicators=args.group_indicators,
+        group_threshold=args.group_threshold,
+        embed_model=args.embed_model,
+    )
+    outputs = report_from_jsonl(args.out, embed=indicator_embedder(opts), threshold=args.group_threshold)
+    print("Outputs:")
+    for path in outputs.values():
+        print(f"  {path}")
+    return 0
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_grouping_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--group-indicators",
+        choices=["strings", "embeddings"],
+        default="strings",
+        help="indicator grouping in summary.html/indicators.csv: the string rules (default), or these plus "
+        "a merge of groups whose mean-pooled encoder embeddings have cosine >= --group-threshold",
+    )
+    p.add_argument("--group-threshold", type=float, default=0.9, help="cosine to merge groups (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="planie",
@@ -267,28 +319,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="relation linker: 'rules' or a trained relation model folder (default: MODEL/relations/ if it exists, "
         "else the rules linker)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default: %(default)s)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--workers", type=int, default=2, help="threads reading and decoding documents")
-    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
-    p.add_argument("--resume", action="store_true", help="keep documents already in OUT/extractions.jsonl")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
-        "--group-indicators",
-        choices=["strings", "embeddings"],
-        default="strings",
-        help="indicator grouping in summary.html/indicators.csv: the string rules (default), or these plus "
-        "a merge of groups whose mean-pooled encoder embeddings have cosine >= --group-threshold",
+        "--batch-size", type=positive_int, default=32, help="windows per forward pass (default: %(default)s)"
     )
-    p.add_argument("--group-threshold", type=float, default=0.9, help="cosine to merge groups (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--workers", type=positive_int, default=2, help="threads reading and decoding documents")
+    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from OUT's journal, or keep the documents of OUT/extractions.jsonl",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_grouping_args(p)
     p.add_argument("--embed-model", help="model folder whose encoder embeds indicator names (default: --model)")
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
         help="run on Ray Data (pip install -e '.[scale]'): 'local' starts a local instance, else ray.init(ADDRESS)",
     )
-    p.add_argument("--ray-workers", type=int, default=2, help="Ray actors, each loading the model once (default: 2)")
+    p.add_argument(
+        "--ray-workers", type=positive_int, default=2, help="Ray actors, each loading the model once (default: 2)"
+    )
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("report", help="rebuild the tables and views of an extraction folder from its extractions.jsonl")
+    p.add_argument("out", help="the --out folder of planie extract")
+    _add_grouping_args(p)
+    p.add_argument("--embed-model", help="model folder whose encoder embeds indicator names (with embeddings)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train-ner", help="train the NER model (one YAML config reproduces a run)")
     p.add_argument("--config", default="configs/ner.yaml", help="run config (default: %(default)s)")
@@ -355,8 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. A library error (PlanieError) becomes one line on stderr and its exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
     except PlanieError as exc:
         command = " ".join(filter(None, (args.command, getattr(args, "ls_command", None))))
         print(f"planie {command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader went away (planie ... | head): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second BrokenPipeError when Python flushes at exit
+        return 0

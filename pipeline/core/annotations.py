@@ -144,6 +144,44 @@ def load_export_tasks(path: str | Path) -> list[dict[str, Any]]:
     return tasks
 
 
+def shape_problems(task: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(where, field, message) for every part of a task that is not shaped like Label Studio's:
+    annotations that are not objects, results that are not lists of objects, values that are not
+    objects, ``data.regions`` that are not [start, end] pairs inside the text."""
+    out = []
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list):
+        return [("", "annotations", f"must be a list, got {annotations!r:.40}")]
+    for i, ann in enumerate(annotations):
+        if not isinstance(ann, dict):
+            out.append((f"annotation #{i}", "", f"must be an object, got {ann!r:.40}"))
+            continue
+        result = ann.get("result") or []
+        if not isinstance(result, list):
+            out.append((f"annotation {ann.get('id')}", "result", f"must be a list, got {result!r:.40}"))
+            continue
+        for j, item in enumerate(result):
+            if not isinstance(item, dict):
+                out.append((f"annotation {ann.get('id')}", f"result #{j}", f"must be an object, got {item!r:.40}"))
+            elif item.get("type") == "labels" and not isinstance(item.get("value"), dict):
+                out.append((f"annotation {ann.get('id')}", f"result #{j}.value", "must be an object"))
+    return out + region_problems(task["data"].get("regions"), len(str(task["data"].get("text") or "")))
+
+
+def region_problems(regions: Any, length: int) -> list[tuple[str, str, str]]:
+    """Problems of ``data.regions``: a list of [start, end] integer pairs with 0 <= start < end <= length."""
+    if regions is None:
+        return []
+    if not isinstance(regions, list):
+        return [("", "data.regions", f"must be a list of [start, end] pairs, got {regions!r:.40}")]
+    out = []
+    for i, pair in enumerate(regions):
+        ok = isinstance(pair, list) and len(pair) == 2 and all(type(x) is int for x in pair)
+        if not ok or not 0 <= pair[0] < pair[1] <= length:
+            out.append(("", f"data.regions[{i}]", f"{pair!r:.40} is not a [start, end] pair inside the text"))
+    return out
+
+
 def pick_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
     """The latest completed, non-cancelled annotation of a task."""
     done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
@@ -181,6 +219,11 @@ def load_gold(path: str | Path) -> list[AnnotatedDoc]:
     path = Path(path)
     docs = []
     for task in load_export_tasks(path):
+        problems = shape_problems(task)
+        if problems:
+            where, field_, message = problems[0]
+            more = f" (and {len(problems) - 1} more problems; planie validate lists them)" if len(problems) > 1 else ""
+            raise ExportError(f"{path}: task {task.get('id')}: {where} {field_}: {message}{more}".replace("  ", " "))
         ann = pick_annotation(task)
         doc_id = str(task["data"].get("doc_id") or f"{path.stem}#{task.get('id')}")
         result = ann.get("result", []) if ann else []

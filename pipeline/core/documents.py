@@ -61,26 +61,6 @@ def decode_bytes(data: bytes, source: str = "<bytes>") -> tuple[str, str]:
     raise DocumentError(f"{source}: neither UTF-8 nor GB18030 text")
 
 
-DOCUMENT_SUFFIXES = (".txt", ".docx", ".html", ".htm", ".pdf")
-
-
-def collect_documents(inputs: Sequence[str]) -> list[Path]:
-    """Document files from files, folders (recursive) and globs, in a stable order, without duplicates."""
-    import glob
-
-    found: dict[Path, None] = {}
-    for item in inputs:
-        matches = [Path(m) for m in sorted(glob.glob(item, recursive=True))] or [Path(item)]
-        for path in matches:
-            if path.is_dir():
-                found.update(
-                    (f, None) for f in sorted(path.rglob("*")) if f.suffix.lower() in DOCUMENT_SUFFIXES and f.is_file()
-                )
-            else:
-                found[path] = None
-    return list(found)
-
-
 def documents_index(dirs: Sequence[str | Path]) -> dict[str, Path]:
     """doc_id (file stem) → path for every .txt file under the folders (or the files given)."""
     index: dict[str, Path] = {}

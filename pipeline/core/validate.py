@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.annotations import ExportError, load_export_tasks
+from pipeline.core.annotations import ExportError, load_export_tasks, shape_problems
 from pipeline.core.documents import DocumentError, first_difference, read_document
 from pipeline.core.schema import Schema
 
@@ -117,6 +117,8 @@ def validate_export(path: str | Path, schema: Schema, documents: dict[str, Path]
         tasks = load_export_tasks(path)
     except ExportError as exc:
         return [Problem(str(path), "-", None, "", "file", str(exc))]
+    if not tasks:
+        return [Problem(str(path), "-", None, "", "file", "no tasks (an empty export)")]
     problems: list[Problem] = []
     for task in tasks:
         tid = task.get("id")
@@ -124,8 +126,14 @@ def validate_export(path: str | Path, schema: Schema, documents: dict[str, Path]
         if not isinstance(text, str):
             problems.append(Problem(str(path), tid, None, "", "data.text", "must be a string"))
             continue
+        shape = shape_problems(task)
+        if shape:
+            problems += [Problem(str(path), tid, None, where, field_, message) for where, field_, message in shape]
+            continue
         doc_id = str(task["data"].get("doc_id") or "")
-        if documents is not None and doc_id in documents:
+        if documents is not None and doc_id not in documents:
+            problems.append(Problem(str(path), tid, None, "", "data.doc_id", f"{doc_id!r} not found under --docs"))
+        elif documents is not None:
             try:
                 original = read_document(documents[doc_id]).text
             except DocumentError as exc:

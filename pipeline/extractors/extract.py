@@ -8,8 +8,9 @@ from typing import Protocol
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
 from pipeline.core.documents import Document
-from pipeline.core.errors import MissingModelError
+from pipeline.core.errors import MissingModelError, UsageError
 from pipeline.core.files import REPO
+from pipeline.extractors.model_files import check_device, check_model_dir, check_weights
 from pipeline.extractors.relations import link_rules
 
 DEFAULT_MODEL = REPO / "models" / "planie-ner"  # the shipped model
@@ -74,17 +75,32 @@ class ModelExtractor:
         return [(spans, link(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
 
 
-def check_model_arg(model: str) -> None:
-    """A MissingModelError unless ``model`` is 'rules' or an existing folder."""
-    if model != "rules" and not Path(model).is_dir():
-        raise MissingModelError(f"model {model!r} is neither 'rules' nor a model folder")
+def check_relations_arg(model: str, relations: str | None) -> None:
+    """A UsageError for a relation model with the rules model (which links by rules only)."""
+    if model == "rules" and relations not in (None, "rules"):
+        raise UsageError(f"--relations {relations}: needs a trained NER model (--model rules links by rules)")
+
+
+def check_model_arg(model: str, relations: str | None = None, device: str = "cpu") -> None:
+    """Before anything loads: a UsageError for --relations with the rules model, a MissingModelError
+    unless ``model`` is 'rules' or a complete model folder (``relations`` likewise), a SetupError for
+    an unavailable device."""
+    check_relations_arg(model, relations)
+    if model == "rules":
+        return
+    check_model_dir(model)
+    if relations not in (None, "rules"):
+        if not Path(relations).is_dir():
+            raise MissingModelError(f"relations {relations!r} is neither 'rules' nor a relation model folder")
+        check_weights(Path(relations))
+    check_device(device)
 
 
 def load_extractor(
     model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16", relations: str | None = None
 ) -> Extractor:
     """'rules' or a trained model folder (``relations``: see ModelExtractor); a MissingModelError otherwise."""
-    check_model_arg(model)
+    check_model_arg(model, relations, device)
     if model == "rules":
         return RulesExtractor()
     return ModelExtractor(Path(model), device=device, batch_size=batch_size, precision=precision, relations=relations)

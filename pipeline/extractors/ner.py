@@ -16,9 +16,8 @@ from pipeline.core.alignment import (
 from pipeline.core.annotations import Span
 from pipeline.core.documents import Segment, paragraphs
 from pipeline.core.errors import MissingModelError
+from pipeline.extractors.model_files import MODEL_META
 from pipeline.extractors.span_rules import tidy_spans, with_rule_spans
-
-MODEL_META = "planie.json"
 
 
 class Decoder:

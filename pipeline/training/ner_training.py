@@ -20,12 +20,13 @@ from pipeline.core.alignment import (
 )
 from pipeline.core.annotations import AnnotatedDoc
 from pipeline.core.config import Config
+from pipeline.core.errors import InputError
 from pipeline.core.files import json_files, write_atomic
 from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, crf_weights, module_weights
 from pipeline.training.base_model import ensure_base
 from pipeline.training.runs import keep_lower_layers, train_resumable, training_arguments, write_run_record
-from pipeline.training.splits import make_splits
+from pipeline.training.splits import Splits, SplitsConfig, make_splits
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,19 @@ def _crf_trainer_class() -> type:
     return CrfTrainer
 
 
+def refuse_untrainable(splits: Splits, train_w: list[Window], dev_w: list[Window], cfg: NerConfig) -> None:
+    """An InputError before the first step if the data cannot train or early-stop a model."""
+    if not any(d.spans for d in splits.train):
+        raise InputError(f"{cfg.annotations}: the training documents have no gold spans: nothing to learn")
+    if not train_w:
+        raise InputError(f"{cfg.annotations}: no training windows in the training documents")
+    if not dev_w and SplitsConfig.load(cfg.splits).dev_block > 0:  # dev_block: 0 trains without early stopping
+        raise InputError(
+            f"{cfg.splits}: no dev windows (dev = the last dev_block share of paragraphs of each "
+            "training document): add documents or paragraphs, or raise dev_block"
+        )
+
+
 def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     """Train, save the best model to ``output_dir/model`` and return that path."""
     import torch
@@ -132,7 +146,6 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     schema = load_schema(cfg.schema)
     labels = schema.bio_labels()
     label2id = {lab: i for i, lab in enumerate(labels)}
@@ -150,6 +163,8 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     log.info("windows: %d train, %d dev; gold boundaries inside a piece: %d", len(train_w), len(dev_w), violations)
     if violations:
         raise RuntimeError(f"{violations} gold boundaries fall inside a piece: the pre-tokenisation is broken")
+    refuse_untrainable(splits, train_w, dev_w, cfg)
+    out.mkdir(parents=True, exist_ok=True)
 
     model = AutoModelForTokenClassification.from_pretrained(
         cfg.base,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import time
 from collections.abc import Iterable
@@ -18,6 +19,8 @@ from typing import Any
 
 from pipeline.core.config import Config
 from pipeline.core.files import write_atomic
+
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: Path) -> str:
@@ -81,18 +84,62 @@ def training_arguments(
     )
 
 
+SECONDS_FILE = "planie_seconds.json"  # training seconds up to a checkpoint, across resumes
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def checkpoint_complete(ckpt: Path) -> bool:
+    """Everything a resume needs is there and whole (a kill during a save leaves a partial folder)."""
+    from pipeline.extractors.model_files import safetensors_problem
+
+    if not all((ckpt / name).is_file() for name in CHECKPOINT_FILES):
+        return False
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    weights = list(ckpt.glob("*.safetensors"))
+    return bool(weights) and not any(safetensors_problem(w) for w in weights)
+
+
 def last_checkpoint(folder: Path) -> Path | None:
-    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return ckpts[-1] if ckpts else None
+    """The newest complete ``checkpoint-N`` in ``folder``; incomplete ones are skipped with a warning."""
+    ckpts = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    for ckpt in sorted(ckpts, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if checkpoint_complete(ckpt):
+            return ckpt
+        log.warning("skipping incomplete checkpoint %s", ckpt)
+    return None
+
+
+def _seconds_callback(before: float, started: float):  # noqa: ANN202
+    from transformers import TrainerCallback
+
+    class Seconds(TrainerCallback):
+        """Writes the training seconds so far into each checkpoint, so a resume can add to them."""
+
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003, ANN201, ARG002
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                seconds = {"train_seconds": before + time.time() - started}
+                (ckpt / SECONDS_FILE).write_text(json.dumps(seconds) + "\n", encoding="utf-8")
+
+    return Seconds()
 
 
 def train_resumable(trainer: Any, checkpoints: Path, resume: bool) -> float:
-    """``trainer.train()``, from the last checkpoint in ``checkpoints`` with ``resume``; returns the
-    training seconds. The one place where a resume picks its checkpoint and the time is measured."""
+    """``trainer.train()``, from the last complete checkpoint in ``checkpoints`` with ``resume``; returns
+    the training seconds of the whole run, those before the checkpoint included (each checkpoint
+    records the seconds so far). The one place where a resume picks its checkpoint and the time is
+    measured."""
     last = last_checkpoint(checkpoints) if resume else None
+    before = 0.0
+    if last is not None and (last / SECONDS_FILE).is_file():
+        before = float(json.loads((last / SECONDS_FILE).read_text(encoding="utf-8"))["train_seconds"])
     started = time.time()
+    trainer.add_callback(_seconds_callback(before, started))
     trainer.train(resume_from_checkpoint=str(last) if last else None)
-    return time.time() - started
+    return before + time.time() - started
 
 
 def write_run_record(

@@ -70,6 +70,8 @@ def cut_dev_block(doc: AnnotatedDoc, share: float) -> tuple[AnnotatedDoc, Annota
 
 
 def make_splits(cfg: SplitSource) -> Splits:
+    if not Path(cfg.annotations).exists():
+        raise InputError(f"annotations {cfg.annotations}: not found")
     docs = {d.doc_id: d for d in load_gold_dir([cfg.annotations])}
     split_cfg = SplitsConfig.load(cfg.splits)
     train_ids = cfg.train_docs or split_cfg.train

@@ -99,7 +99,7 @@ def fine_tune(base: Path, annotations: Path, doc_ids: Sequence[str], out: Path, 
 
     meta = json.loads((base / MODEL_META).read_text(encoding="utf-8"))
     splits = out / "splits.yaml"
-    write_atomic(splits, yaml.safe_dump({"train": list(doc_ids), "test": []}))
+    write_atomic(splits, yaml.safe_dump({"train": list(doc_ids), "test": [], "dev_block": 0}))
     ner_cfg = NerConfig(
         base=str(base),
         annotations=str(annotations),
