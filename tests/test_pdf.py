@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.main import main
-from pipeline.core.documents import DocumentError, collect_documents, read_document
+from pipeline.core.documents import DocumentError, read_document
+from pipeline.core.inputs import collect_documents
 from pipeline.core.pdf import LaidLine, Line, lay_out, paragraphs_of
 
 pytest.importorskip("pypdfium2")
