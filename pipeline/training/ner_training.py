@@ -26,7 +26,7 @@ from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.extractors.ner import MODEL_META, Decoder, attach_crf, crf_weights, module_weights
 from pipeline.training.base_model import ensure_base
 from pipeline.training.runs import keep_lower_layers, train_resumable, training_arguments, write_run_record
-from pipeline.training.splits import Splits, SplitsConfig, make_splits
+from pipeline.training.splits import Splits, make_splits
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def refuse_untrainable(splits: Splits, train_w: list[Window], dev_w: list[Window
         raise InputError(f"{cfg.annotations}: the training documents have no gold spans: nothing to learn")
     if not train_w:
         raise InputError(f"{cfg.annotations}: no training windows in the training documents")
-    if not dev_w and SplitsConfig.load(cfg.splits).dev_block > 0:  # dev_block: 0 trains without early stopping
+    if not dev_w and splits.dev_block > 0:  # dev_block: 0 trains without early stopping
         raise InputError(
             f"{cfg.splits}: no dev windows (dev = the last dev_block share of paragraphs of each "
             "training document): add documents or paragraphs, or raise dev_block"

@@ -40,6 +40,7 @@ class Splits:
     train: tuple[AnnotatedDoc, ...]
     dev: tuple[AnnotatedDoc, ...]
     test: tuple[AnnotatedDoc, ...]
+    dev_block: float = 0.0  # the share asked for: 0 means no dev set (no early stopping)
 
 
 def cut_dev_block(doc: AnnotatedDoc, share: float) -> tuple[AnnotatedDoc, AnnotatedDoc | None]:
@@ -87,7 +88,7 @@ def make_splits(cfg: SplitSource) -> Splits:
         train.append(t)
         if d is not None:
             dev.append(d)
-    return Splits(tuple(train), tuple(dev), tuple(docs[i] for i in test_ids))
+    return Splits(tuple(train), tuple(dev), tuple(docs[i] for i in test_ids), split_cfg.dev_block)
 
 
 def with_relations(part: AnnotatedDoc, full: AnnotatedDoc) -> AnnotatedDoc:
