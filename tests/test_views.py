@@ -367,13 +367,14 @@ def test_indicators_csv_round_trips() -> None:
 
 def test_write_views_writes_every_file(tmp_path: Path, schema) -> None:
     recs = three_docs()
-    paths = write_views(tmp_path, recs, schema)
+    out = tmp_path / "not" / "yet" / "there"
+    paths = write_views(out, recs, schema)
     assert set(paths) == {"targets.csv", "tasks.csv", "index.html", "summary.html", "indicators.csv", "html/"}
     assert sorted(p.name for p in paths["html/"].iterdir()) == ["d1.html", "d2.html", "d3.html"]
     for name, path in paths.items():
-        assert path == tmp_path / name and path.exists() and (path.is_dir() or path.stat().st_size > 0)
+        assert path == out / name and path.exists() and (path.is_dir() or path.stat().st_size > 0)
     assert not list(tmp_path.rglob("*.tmp"))
-    assert "制造业产品质量合格率" in (tmp_path / "indicators.csv").read_text(encoding="utf-8")
+    assert "制造业产品质量合格率" in (out / "indicators.csv").read_text(encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- real browser

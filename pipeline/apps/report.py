@@ -76,6 +76,7 @@ def write_report(
 
         schema = load_schema()
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     n_records, labels = _survey(records(), schema)
     paths = {name: out_dir / name for name in ("targets.csv", "tasks.csv", "index.html")}
     store_path = out_dir / STORE_NAME
