@@ -25,7 +25,12 @@ def add_cv_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument(
         "--only", nargs="*", default=[], help=f"{prefix}run only these folds (fold1 ...), e.g. one process each"
     )
+    p.add_argument(
+        "--keep-models",
+        action="store_true",
+        help=f"{prefix}keep each fold's trained model in OUT/FOLD/model (default: removed after scoring)",
+    )
 
 
 def cv_plan(args: argparse.Namespace) -> CvPlan:
-    return CvPlan(group=args.group, k=args.folds, seed=args.seed, only=tuple(args.only or ()))
+    return CvPlan(group=args.group, k=args.folds, seed=args.seed, only=tuple(args.only or ()), keep_models=args.keep_models)

@@ -39,6 +39,7 @@ class CvPlan:
     k: int | None = None
     seed: int | None = None
     only: Sequence[str] = ()  # fold names to run in this process (the others are read if done)
+    keep_models: bool = False  # keep FOLD/model (re-scoring with other decoding or linkers needs no training)
 
 
 def make_folds(annotations: str, plan: CvPlan, seed: int, out: Path) -> tuple[dict[str, AnnotatedDoc], list[Fold]]:
@@ -66,11 +67,13 @@ def run_folds(
     out: Path,
     docs: dict[str, AnnotatedDoc],
     folds: Sequence[Fold],
-    only: Sequence[str],
+    plan: CvPlan,
     train_and_score: Callable[[Fold, Path], Path],
 ) -> dict[str, dict[str, Any]]:
     """For each fold without a metrics.json: ``train_and_score`` (it writes FOLD/metrics.json and
-    returns the model folder, removed afterwards with the checkpoints). Returns every fold's metrics."""
+    returns the model folder, removed afterwards with the checkpoints unless ``plan.keep_models``).
+    Returns every fold's metrics."""
+    only = plan.only
     unknown = set(only) - {f.name for f in folds}
     if unknown:
         raise UsageError(f"no fold named {', '.join(sorted(unknown))} (folds: {', '.join(f.name for f in folds)})")
@@ -93,7 +96,8 @@ def run_folds(
         )
         model_dir = train_and_score(fold, fold_dir)
         shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
-        shutil.rmtree(model_dir, ignore_errors=True)
+        if not plan.keep_models:
+            shutil.rmtree(model_dir, ignore_errors=True)
     return {
         f.name: json.loads((out / f.name / "metrics.json").read_text(encoding="utf-8"))
         for f in folds
@@ -214,7 +218,7 @@ def cross_validate(cfg: NerConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> di
         evaluate_extractor(test, ModelExtractor(model_dir), schema, title).write(fold_dir)
         return model_dir
 
-    results = run_folds(out_dir, docs, folds, plan.only, train_and_score)
+    results = run_folds(out_dir, docs, folds, plan, train_and_score)
     scores = {
         name: {"model": ner_sections(m), "rules": ner_sections(m["rules_baseline"])} for name, m in results.items()
     }
@@ -247,7 +251,7 @@ def relation_cv(cfg: RelConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[
         write_atomic(fold_dir / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
         return model_dir
 
-    results = run_folds(out_dir, docs, folds, plan.only, train_and_score)
+    results = run_folds(out_dir, docs, folds, plan, train_and_score)
     scores = {name: {s: rel_sections(m[s]) for s in (cfg.variant, "rules")} for name, m in results.items()}
     title = f"Relation cross-validation grouped by {plan.group}, given gold entities ({cfg.variant} / rules linker)"
     return write_summary(out_dir, folds, scores, plan_record(folds, plan, seed), title)
