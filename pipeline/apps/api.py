@@ -1,9 +1,9 @@
 """The Python API behind ``pipeline.load()``: texts in, the records of ``extractions.jsonl`` out.
 
-    import pipeline
-    ex = pipeline.load()                       # the shipped model; or a model folder, or "rules"
-    record = ex.extract(text, doc_id="plan")   # one line of extractions.jsonl, as a dict
-    records = ex.extract_many(texts)           # batched
+import pipeline
+ex = pipeline.load()                       # the shipped model; or a model folder, or "rules"
+record = ex.extract(text, doc_id="plan")   # one line of extractions.jsonl, as a dict
+records = ex.extract_many(texts)           # batched
 """
 
 from __future__ import annotations

@@ -26,6 +26,12 @@ def add_cv_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
         "--only", nargs="*", default=[], help=f"{prefix}run only these folds (fold1 ...), e.g. one process each"
     )
     p.add_argument(
+        "--train-docs",
+        type=int,
+        help=f"{prefix}train on a seeded sample of this many of each fold's training documents (a learning "
+        "curve point; default: all)",
+    )
+    p.add_argument(
         "--keep-models",
         action="store_true",
         help=f"{prefix}keep each fold's trained model in OUT/FOLD/model (default: removed after scoring)",
@@ -33,4 +39,11 @@ def add_cv_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 
 def cv_plan(args: argparse.Namespace) -> CvPlan:
-    return CvPlan(group=args.group, k=args.folds, seed=args.seed, only=tuple(args.only or ()), keep_models=args.keep_models)
+    return CvPlan(
+        group=args.group,
+        k=args.folds,
+        seed=args.seed,
+        only=tuple(args.only or ()),
+        keep_models=args.keep_models,
+        train_docs=args.train_docs,
+    )

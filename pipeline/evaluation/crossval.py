@@ -5,6 +5,7 @@ per-fold loop that resumes, one summary (per fold, mean over folds, pooled tp/fp
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ class CvPlan:
     seed: int | None = None
     only: Sequence[str] = ()  # fold names to run in this process (the others are read if done)
     keep_models: bool = False  # keep FOLD/model (re-scoring with other decoding or linkers needs no training)
+    train_docs: int | None = None  # train on this many of each fold's training documents (a learning curve)
 
 
 def make_folds(annotations: str, plan: CvPlan, seed: int, out: Path) -> tuple[dict[str, AnnotatedDoc], list[Fold]]:
@@ -195,7 +197,17 @@ def write_summary(
 
 
 def plan_record(folds: Sequence[Fold], plan: CvPlan, seed: int) -> dict[str, Any]:
-    return {"group": plan.group, "k": len(folds), "seed": seed}
+    record: dict[str, Any] = {"group": plan.group, "k": len(folds), "seed": seed}
+    if plan.train_docs:
+        record["train_docs"] = plan.train_docs
+    return record
+
+
+def training_documents(fold: Fold, plan: CvPlan, seed: int) -> list[str]:
+    """The fold's training documents, or a seeded sample of ``plan.train_docs`` of them."""
+    if not plan.train_docs or plan.train_docs >= len(fold.train):
+        return list(fold.train)
+    return sorted(random.Random(f"{seed}:{fold.name}").sample(list(fold.train), plan.train_docs))
 
 
 def cross_validate(cfg: NerConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[str, Any]:
@@ -211,7 +223,8 @@ def cross_validate(cfg: NerConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> di
     docs, folds = make_folds(cfg.annotations, plan, seed, out_dir)
 
     def train_and_score(fold: Fold, fold_dir: Path) -> Path:
-        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=list(fold.train), test_docs=list(fold.test))
+        train = training_documents(fold, plan, seed)
+        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=train, test_docs=list(fold.test))
         model_dir = train_ner(fold_cfg)
         test = [docs[d] for d in fold.test]
         title = f"{fold.name} (by {plan.group})"  # the plots' fonts lack CJK: no province names
@@ -240,7 +253,8 @@ def relation_cv(cfg: RelConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[
     docs, folds = make_folds(cfg.annotations, plan, seed, out_dir)
 
     def train_and_score(fold: Fold, fold_dir: Path) -> Path:
-        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=list(fold.train), test_docs=list(fold.test))
+        train = training_documents(fold, plan, seed)
+        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=train, test_docs=list(fold.test))
         model_dir = train_relations(fold_cfg)
         test = [docs[d] for d in fold.test]
         metrics = {

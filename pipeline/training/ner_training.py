@@ -59,6 +59,7 @@ with warnings.catch_warnings():
         bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
         num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
         early_stopping_patience: int = 4
+        augment_places: int = 0  # >0: place-replaced copies of the training windows naming a division in an AGENCY
         seed: int = 13
         device: str = "cpu"
         schema: str = str(DEFAULT_SCHEMA_PATH)
@@ -77,6 +78,21 @@ def region_windows(doc: AnnotatedDoc, tok: PieceTokenizer, cfg: NerConfig) -> li
         for w in document_windows(doc, tok, cfg.max_length, cfg.stride)
         if lo <= w.pieces[0].start < hi and any(a <= w.pieces[0].start < b for a, b in annotated)
     ]
+
+
+def place_augmented_windows(splits: Splits, tok: PieceTokenizer, cfg: NerConfig) -> list[Window]:
+    """Windows of the place-replaced training copies (pipeline.training.augment) that hold a replaced
+    name inside an AGENCY span; the dev blocks are never augmented."""
+    from pipeline.training.augment import augment_places
+
+    out = []
+    for doc in augment_places(splits.train, cfg.augment_places, cfg.seed):
+        replaced = doc.meta["replaced_in_agency"]
+        for w in region_windows(doc, tok, cfg):
+            lo, hi = w.pieces[0].start, w.pieces[-1].end
+            if any(lo <= a and b <= hi for a, b in replaced):
+                out.append(w)
+    return out
 
 
 def _seqeval_metrics(id2label: dict[int, str], decoder: Callable[[], Decoder]):  # noqa: ANN202
@@ -157,6 +173,10 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
     tok = PieceTokenizer(tokenizer)
     train_w = [w for d in splits.train for w in region_windows(d, tok, cfg)]
     dev_w = [w for d in splits.dev for w in region_windows(d, tok, cfg)]
+    if cfg.augment_places:
+        augmented = place_augmented_windows(splits, tok, cfg)
+        log.info("place augmentation: %d windows added to %d", len(augmented), len(train_w))
+        train_w += augmented
     violations = sum(
         boundary_violations(tok.pieces(d.text), d.spans) for d in (*splits.train, *splits.dev, *splits.test)
     )
