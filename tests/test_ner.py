@@ -197,6 +197,28 @@ def test_an_indicator_after_a_clause_opening_scope_word_includes_it():
     assert out == ["主要产品质量抽检合格率", "成分率"]  # 不含主要 does not open its clause
 
 
+def test_tidy_spans_trims_punctuation_and_de_at_the_edges():
+    from pipeline.extractors.span_rules import tidy_spans
+
+    text = "获得认证的无公害农产品总数量达到3000项、绿色食品1000项，（省质监局、）“浙江制造”品牌100个。"
+
+    def sp(piece, label):
+        start = text.index(piece)
+        return Span("x", start, start + len(piece), label, piece)
+
+    spans = [
+        sp("的无公害农产品总数量", "INDICATOR"),
+        sp("3000项", "VALUE"),
+        sp("、绿色食品", "INDICATOR"),
+        sp("1000项，", "VALUE"),
+        sp("省质监局、", "AGENCY"),
+        sp("“浙江制造”品牌", "INDICATOR"),
+        sp("，", "ACTION"),
+    ]
+    out = [s.text for s in tidy_spans(text, spans)]
+    assert out == ["无公害农产品总数量", "3000项", "绿色食品", "1000项", "省质监局", "“浙江制造”品牌"]
+
+
 def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
     from pipeline.extractors.span_rules import tidy_spans
 

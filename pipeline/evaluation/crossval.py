@@ -22,6 +22,7 @@ from pipeline.evaluation.relation_reports import linked, model_linker, relation_
 from pipeline.training.splits import Fold, assign_folds, gold_groups
 
 if TYPE_CHECKING:
+    from pipeline.extractors.extract import Extractor
     from pipeline.training.ner_training import NerConfig
     from pipeline.training.relation_training import RelConfig
 
@@ -273,3 +274,31 @@ def relation_cv(cfg: RelConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[
 
 def rel_sections(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"relations": m["relations"], "targets": {"triples": m["targets"]}}
+
+
+def rescore_folds(
+    cv_dir: Path, out_dir: Path, annotations: str, make_extractor: Callable[[Path], Extractor], title: str
+) -> dict[str, Any]:
+    """Score the models kept by ``planie cv --keep-models`` (CV_DIR/FOLD/model) on their folds' test
+    documents with another extractor built around each (other decoding steps, another linker): no training.
+    Writes OUT/folds.json, OUT/FOLD/metrics.json and report.md, OUT/cv.json and cv.md."""
+    from pipeline.evaluation.report import evaluate_extractor
+
+    record = json.loads((cv_dir / "folds.json").read_text(encoding="utf-8"))
+    folds = [Fold(f["name"], tuple(f["groups"]), tuple(f["train"]), tuple(f["test"])) for f in record["folds"]]
+    missing = [f.name for f in folds if not (cv_dir / f.name / "model").is_dir()]
+    if missing:
+        raise UsageError(f"{cv_dir}: no kept model for {', '.join(missing)} (run planie cv with --keep-models)")
+    docs, _ = gold_groups(annotations, "doc")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "folds.json", json.dumps(record, ensure_ascii=False, indent=2) + "\n")
+    schema = load_schema()
+    scores = {}
+    for fold in folds:
+        test = [docs[d] for d in fold.test]
+        report = evaluate_extractor(test, make_extractor(cv_dir / fold.name / "model"), schema, fold.name)
+        report.write(out_dir / fold.name)
+        metrics = report.full_metrics()
+        scores[fold.name] = {"model": ner_sections(metrics), "rules": ner_sections(metrics["rules_baseline"])}
+    plan = {"group": record["group"], "k": record["k"], "seed": record["seed"], "rescored_from": str(cv_dir)}
+    return write_summary(out_dir, folds, scores, plan, title)

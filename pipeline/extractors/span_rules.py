@@ -15,10 +15,15 @@ INDICATOR_MODIFIERS = ("主要", "重点", "全省", "全市", "全区", "全县
 
 
 CLAUSE_BOUNDARY = set('，,；;。：:、（(）)“”"《》 \t\r\n\u3000')
+# characters a span never starts or ends with (the schema's spans are phrases without the punctuation
+# around them; in the gold only opening quotes start a span and closing brackets end one)
+NOT_AT_START = (CLAUSE_BOUNDARY - set('“"《（(')) | {"的"}
+NOT_AT_END = (CLAUSE_BOUNDARY - set('”"》）)')) | {"的"}
 
 
 def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     """Schema-aware clean-up of decoded spans:
+    0. punctuation and 的 at either edge are trimmed off (NOT_AT_START, NOT_AT_END);
     1. touching spans of the same label (B after B: 主要|农产品…合格率) are one span, except AGENCY;
     2. one-character INDICATOR or AGENCY fragments are dropped (none in the gold);
     3. an INDICATOR needs a VALUE in its sentence (the schema's definition);
@@ -26,7 +31,7 @@ def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     from pipeline.core.documents import SentenceIndex
 
     merged: list[Span] = []
-    for s in sorted(spans, key=lambda s: s.start):
+    for s in sorted(filter(None, (_trimmed(text, s) for s in spans)), key=lambda s: s.start):
         prev = merged[-1] if merged else None
         if prev and prev.label == s.label and prev.end == s.start and s.label not in SEPARATE_WHEN_ADJACENT:
             score = None if prev.score is None or s.score is None else round(min(prev.score, s.score), 4)
@@ -39,6 +44,17 @@ def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     kept = [s for s in merged if s.label != "INDICATOR" or index.of(s.start) in with_value]
     ends = {s.end for s in kept}  # once per text: per span it made long documents quadratic
     return [_with_modifier(text, s, ends) if s.label == "INDICATOR" else s for s in kept]
+
+
+def _trimmed(text: str, span: Span) -> Span | None:
+    start, end = span.start, span.end
+    while start < end and text[start] in NOT_AT_START:
+        start += 1
+    while end > start and text[end - 1] in NOT_AT_END:
+        end -= 1
+    if (start, end) == (span.start, span.end):
+        return span
+    return Span(span.id, start, end, span.label, text[start:end], span.score) if start < end else None
 
 
 def _with_modifier(text: str, span: Span, ends: set[int]) -> Span:
