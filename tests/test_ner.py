@@ -197,7 +197,7 @@ def test_an_indicator_after_a_clause_opening_scope_word_includes_it():
     assert out == ["主要产品质量抽检合格率", "成分率"]  # 不含主要 does not open its clause
 
 
-def test_tidy_spans_trims_punctuation_and_de_at_the_edges():
+def test_tidy_spans_trims_punctuation_and_de_at_the_edges_and_drops_one_character_actions():
     from pipeline.extractors.span_rules import tidy_spans
 
     text = "获得认证的无公害农产品总数量达到3000项、绿色食品1000项，（省质监局、）“浙江制造”品牌100个。"
@@ -214,6 +214,7 @@ def test_tidy_spans_trims_punctuation_and_de_at_the_edges():
         sp("省质监局、", "AGENCY"),
         sp("“浙江制造”品牌", "INDICATOR"),
         sp("，", "ACTION"),
+        sp("获", "ACTION"),  # a piece of 获得
     ]
     out = [s.text for s in tidy_spans(text, spans)]
     assert out == ["无公害农产品总数量", "3000项", "绿色食品", "1000项", "省质监局", "“浙江制造”品牌"]
