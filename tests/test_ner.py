@@ -126,6 +126,7 @@ def test_training_lowers_the_loss_and_the_model_predicts_and_merges_windows(tiny
     losses = [h["loss"] for h in run["log_history"] if "loss" in h]
     assert losses[-1] < losses[0] * 0.7
     assert run["git_commit"] and run["data"]
+    assert json.loads((model_dir / "planie.json").read_text(encoding="utf-8"))["section_rules"] is False
     model = NerModel(model_dir)
     weights = crf_weights(model_dir)
     assert (weights is not None) == crf

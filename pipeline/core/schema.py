@@ -10,6 +10,7 @@ from xml.sax.saxutils import quoteattr
 from pipeline.core.config import Config, read_yaml_mapping
 from pipeline.core.errors import ConfigError
 from pipeline.core.files import REPO
+from pipeline.core.sections import SECTION_KINDS
 
 DEFAULT_SCHEMA_PATH = REPO / "configs" / "schema.yaml"
 
@@ -20,6 +21,7 @@ class EntityType:
     colour: str
     hotkey: str
     description: str
+    absent_in: tuple[str, ...] = ()  # section kinds (pipeline.core.sections) that hold no span of this label
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class Schema:
                 return rel
         raise KeyError(f"unknown relation label {label!r}; known: {', '.join(self.relation_labels)}")
 
+    @property
+    def section_rules(self) -> dict[str, tuple[str, ...]]:
+        """label → the section kinds in which the schema says it has no span (labels without rules left out)."""
+        return {e.label: e.absent_in for e in self.entities if e.absent_in}
+
     def colour(self, label: str) -> str:
         return next((e.colour for e in self.entities if e.label == label), "#999999")
 
@@ -68,6 +75,7 @@ class _EntityEntry(Config):
     colour: str
     hotkey: str = ""
     description: str = ""
+    absent_in: list[str] = []
 
 
 class _RelationEntry(Config):
@@ -86,7 +94,16 @@ class _SchemaFile(Config):
 
 def _parse(raw: dict, path: Path) -> Schema:
     checked = _SchemaFile.parse(raw, path)
-    entities = tuple(EntityType(e.label, e.colour, e.hotkey, e.description) for e in checked.entities)
+    entities = tuple(
+        EntityType(e.label, e.colour, e.hotkey, e.description, tuple(e.absent_in)) for e in checked.entities
+    )
+    for e in entities:
+        unknown = [k for k in e.absent_in if k not in SECTION_KINDS]
+        if unknown:
+            raise ConfigError(
+                f"{path}: entity {e.label!r}: absent_in names unknown section kind(s) {', '.join(map(repr, unknown))};"
+                f" known: {', '.join(SECTION_KINDS)}"
+            )
     relations = tuple(
         RelationType(r.label, tuple(r.head), tuple(r.tail), r.window, r.description) for r in checked.relations
     )

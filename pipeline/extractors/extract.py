@@ -45,7 +45,8 @@ class RulesExtractor:
 class ModelExtractor:
     """A trained NER model (pipeline.extractors.ner) with the rules linker or a learned relation model
     (pipeline.extractors.relation_model): ``relations`` is 'rules', a relation model folder, or None for
-    MODEL_DIR/relations/ when that folder exists and the rules linker otherwise."""
+    MODEL_DIR/relations/ when that folder exists and the rules linker otherwise. ``section_rules``
+    turns the section-rules step on or off (see NerModel); None follows the model's planie.json."""
 
     def __init__(
         self,
@@ -54,10 +55,13 @@ class ModelExtractor:
         batch_size: int = 32,
         precision: str = "bf16",
         relations: str | Path | None = None,
+        section_rules: bool | None = None,
     ) -> None:
         from pipeline.extractors.ner import NerModel
 
-        self.ner = NerModel(model_dir, device=device, batch_size=batch_size, precision=precision)
+        self.ner = NerModel(
+            model_dir, device=device, batch_size=batch_size, precision=precision, section_rules=section_rules
+        )
         self.ner_id = self.ner.name
         self.relations_id = "rules-linker"
         self.linker = None

@@ -17,6 +17,7 @@ from pipeline.core.annotations import Span
 from pipeline.core.documents import Segment, paragraphs
 from pipeline.core.errors import MissingModelError
 from pipeline.extractors.model_files import MODEL_META
+from pipeline.extractors.section_rules import drop_by_section
 from pipeline.extractors.span_rules import tidy_spans, with_rule_spans
 
 
@@ -117,8 +118,15 @@ class NerModel:
     """A trained token-classification model that predicts character spans on whole documents."""
 
     def __init__(
-        self, model_dir: str | Path, device: str = "cpu", batch_size: int = 32, precision: str = "bf16"
+        self,
+        model_dir: str | Path,
+        device: str = "cpu",
+        batch_size: int = 32,
+        precision: str = "bf16",
+        section_rules: bool | None = None,
     ) -> None:
+        """``section_rules``: drop spans in the section kinds the schema rules out for their label
+        (pipeline.extractors.section_rules); None follows the model's planie.json (absent: off)."""
         from pipeline.extractors.precision import check_precision, load_forward, load_tokenizer
 
         self.model_dir = Path(model_dir)
@@ -126,6 +134,7 @@ class NerModel:
         if not meta_path.exists():
             raise MissingModelError(f"{self.model_dir}: not a planie NER model ({MODEL_META} missing)")
         self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.section_rules = bool(self.meta.get("section_rules", False)) if section_rules is None else section_rules
         check_precision(precision)
         self.tok = PieceTokenizer(load_tokenizer(self.model_dir))  # without transformers: no torch import
         self.device = device
@@ -191,7 +200,8 @@ class NerModel:
 
     def predict(self, texts: Sequence[str], viterbi: bool = True) -> list[list[Span]]:
         """Character spans per text: label sequence per paragraph (BIO-constrained Viterbi, with the
-        CRF's transitions if the model has one; ``viterbi=False``: argmax per piece), then tidy_spans."""
+        CRF's transitions if the model has one; ``viterbi=False``: argmax per piece), then tidy_spans,
+        the rules' spans for the meta's ``rule_labels``, and the section rules when they are on."""
         import numpy as np
 
         results: list[list[Span]] = [[] for _ in texts]
@@ -205,6 +215,8 @@ class NerModel:
             tidy = tidy_spans(texts[ti], spans)
             if rule_labels:
                 tidy = with_rule_spans(tidy, texts[ti], rule_labels)
+            if self.section_rules:
+                tidy = drop_by_section(texts[ti], tidy)
             results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(tidy)]
         return results
 

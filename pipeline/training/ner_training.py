@@ -55,6 +55,7 @@ with warnings.catch_warnings():
         dropout: float = 0.1
         crf: bool = False  # a linear-chain CRF (pytorch-crf) over the token logits, Viterbi-decoded
         rule_labels: list[str] = []  # labels taken from pipeline.rules at prediction time
+        section_rules: bool = False  # drop spans in the section kinds the schema rules out (absent_in)
         freeze_embeddings: bool = True
         bf16: bool = True  # bfloat16 autocast (CPU and recent GPUs); weights stay fp32
         num_layers: int = 0  # >0: keep only the lower N encoder layers of the base (a faster student)
@@ -241,6 +242,7 @@ def train_ner(cfg: NerConfig, resume: bool = False) -> Path:
         "stride": cfg.stride,
         "crf": cfg.crf,
         "rule_labels": cfg.rule_labels,
+        "section_rules": cfg.section_rules,
         "base": cfg.base,
         "train_docs": [d.doc_id for d in splits.train],
         "test_docs": [d.doc_id for d in splits.test],
