@@ -331,3 +331,21 @@ def test_resume_skips_an_incomplete_checkpoint_and_adds_up_train_seconds(tiny, t
     assert run["train_seconds"] > before
     epochs = [h["epoch"] for h in run["log_history"] if "eval_f1" in h]
     assert epochs[-1] == 3
+
+
+def test_an_indicator_ends_where_its_predicate_or_value_begins():
+    from pipeline.extractors.span_rules import indicator_to_its_predicate
+
+    cases = [
+        ("餐饮食品抽检合格率达到90%。", "餐饮食品抽检合格", "90%", "餐饮食品抽检合格率"),  # grows to 达到
+        ("旅游总收入1100亿元。", "旅游总", "1100亿元", "旅游总收入"),  # grows to the VALUE
+        ("全国质量标杆累计18个。", "全国质量标杆累", "18个", "全国质量标杆"),  # ran into 累计
+        ("4个结构性指标均实现10%以上增长。", "结构性指标均", "10%", "结构性指标"),
+        ("民间投资占全部投资比重达到30%。", "民间投资占全部投资比重", "30%", "民间投资占全部投资比重"),
+        ("优良率和达标率分别达到90%。", "优良", "90%", "优良率"),  # up to the coordinator
+        ("主要产品合格率、满意度分别达到90%。", "主要产品合格率", "90%", "主要产品合格率"),  # a coordinated indicator
+    ]
+    for text, indicator, value, expected in cases:
+        start = text.index(indicator)
+        span = Span("x", start, start + len(indicator), "INDICATOR", indicator)
+        assert indicator_to_its_predicate(text, span, [text.index(value)]).text == expected, text

@@ -31,7 +31,8 @@ def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     0. punctuation and 的 at either edge are trimmed off (NOT_AT_START, NOT_AT_END);
     1. touching spans of the same label (B after B: 主要|农产品…合格率) are one span, except AGENCY;
     2. one-character INDICATOR, AGENCY or ACTION fragments are dropped (ONE_CHARACTER_FRAGMENTS);
-    3. an INDICATOR needs a VALUE in its sentence (the schema's definition);
+    3. an INDICATOR needs a VALUE in its sentence (the schema's definition), and ends where its
+       predicate or VALUE begins (indicator_to_its_predicate);
     4. an INDICATOR right after a scope word (INDICATOR_MODIFIERS) that opens its clause includes it."""
     from pipeline.core.documents import SentenceIndex
 
@@ -47,8 +48,57 @@ def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     index = SentenceIndex(text)
     with_value = {index.of(s.start) for s in merged if s.label == "VALUE"}
     kept = [s for s in merged if s.label != "INDICATOR" or index.of(s.start) in with_value]
+    value_starts = sorted(s.start for s in kept if s.label == "VALUE")
+    kept = [indicator_to_its_predicate(text, s, value_starts) if s.label == "INDICATOR" else s for s in kept]
     ends = {s.end for s in kept}  # once per text: per span it made long documents quadratic
     return [_with_modifier(text, s, ends) if s.label == "INDICATOR" else s for s in kept]
+
+
+# The words that open an indicator's predicate (达到 90%, 稳定在, 累计 …): in the gold an INDICATOR ends
+# right before one of them, before a coordinated indicator (、 和), or right before its VALUE.
+PREDICATE_WORDS = tuple(
+    sorted(
+        {
+            *("达到", "达", "稳定在", "保持在", "保持", "增长", "增加", "累计", "超过", "提高", "提升", "突破"),
+            *("逐年", "力争", "分别", "每年", "比上年", "均", "实现", "不低于", "不少于", "控制在", "下降", "减少"),
+            *("上升", "年均", "在", "為", "为"),
+            *("達到", "達", "穩定在", "累計", "超過", "力爭", "分別", "實現", "減少"),  # traditional forms
+        },
+        key=len,
+        reverse=True,
+    )
+)
+COORDINATORS = ("、", "和", "及", "与", "與", "或")
+ENDING_PREDICATES = {"均", "累计", "累計", "分别", "分別", "比上年"}  # never the last word of an INDICATOR in the gold
+MAX_INDICATOR_REPAIR = 3  # characters an INDICATOR may grow or shrink by at its end
+
+
+def _predicate_at(text: str, pos: int) -> str | None:
+    return next((w for w in PREDICATE_WORDS if text.startswith(w, pos)), None)
+
+
+def indicator_to_its_predicate(text: str, span: Span, value_starts: Sequence[int]) -> Span:
+    """An INDICATOR that stops inside a word (餐饮食品抽检合格|率达到90%) grows to the next predicate
+    word or VALUE of its clause; one that runs into its predicate (全国质量标杆累|计18个) ends before it."""
+    end = span.end
+    for k in range(max(span.start + 2, end - MAX_INDICATOR_REPAIR), end):
+        word = _predicate_at(text, k)
+        if word and (len(word) > 1 and k + len(word) > end or text[k:end] in ENDING_PREDICATES):
+            end = k
+            break
+    else:
+        nxt = min((v for v in value_starts if v >= end), default=None)
+        gap = text[end:nxt] if nxt is not None else ""
+        if gap and not gap.startswith(COORDINATORS) and not _predicate_at(text, end):
+            cut = next(
+                (i for i in range(len(gap)) if gap[i] in COORDINATORS or _predicate_at(text, end + i)), len(gap)
+            )
+            grow = gap[:cut]
+            if len(grow) <= MAX_INDICATOR_REPAIR and all("\u4e00" <= c <= "\u9fff" for c in grow):
+                end += len(grow)
+    if end == span.end:
+        return span
+    return Span(span.id, span.start, end, span.label, text[span.start : end], span.score)
 
 
 def _trimmed(text: str, span: Span) -> Span | None:
