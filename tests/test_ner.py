@@ -349,3 +349,22 @@ def test_an_indicator_ends_where_its_predicate_or_value_begins():
         start = text.index(indicator)
         span = Span("x", start, start + len(indicator), "INDICATOR", indicator)
         assert indicator_to_its_predicate(text, span, [text.index(value)]).text == expected, text
+
+
+def test_unbalanced_brackets_leave_a_span_and_an_autonomous_region_keeps_its_name():
+    from pipeline.extractors.span_rules import tidy_spans
+
+    text = "(责任单位:各市、县(市、区)政府)自治区人民政府、政府质量奖(含提名奖)累计40个。"
+
+    def sp(piece, label):
+        start = text.index(piece)
+        return Span("x", start, start + len(piece), label, piece)
+
+    spans = [
+        sp("各市、县(市、区)政府)", "AGENCY"),
+        sp("区人民政府", "AGENCY"),
+        sp("政府质量奖(含提名奖)", "INDICATOR"),
+        sp("40个", "VALUE"),
+    ]
+    out = [s.text for s in tidy_spans(text, spans)]
+    assert out == ["各市、县(市、区)政府", "自治区人民政府", "政府质量奖(含提名奖)", "40个"]

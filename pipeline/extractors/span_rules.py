@@ -28,7 +28,8 @@ ONE_CHARACTER_FRAGMENTS = ("INDICATOR", "AGENCY", "ACTION")
 
 def tidy_spans(text: str, spans: Sequence[Span]) -> list[Span]:
     """Schema-aware clean-up of decoded spans:
-    0. punctuation and 的 at either edge are trimmed off (NOT_AT_START, NOT_AT_END);
+    0. punctuation, 的 and unbalanced brackets at either edge are trimmed off (NOT_AT_START, NOT_AT_END);
+       an AGENCY starting inside 自治区/州/县 takes the whole word;
     1. touching spans of the same label (B after B: 主要|农产品…合格率) are one span, except AGENCY;
     2. one-character INDICATOR, AGENCY or ACTION fragments are dropped (ONE_CHARACTER_FRAGMENTS);
     3. an INDICATOR needs a VALUE in its sentence (the schema's definition), and ends where its
@@ -101,12 +102,25 @@ def indicator_to_its_predicate(text: str, span: Span, value_starts: Sequence[int
     return Span(span.id, span.start, end, span.label, text[span.start : end], span.score)
 
 
+BRACKETS = {"(": ")", "（": "）"}
+AUTONOMOUS = ("自治区", "自治州", "自治县", "自治旗")  # 自治区人民政府 must not lose 自治
+
+
 def _trimmed(text: str, span: Span) -> Span | None:
     start, end = span.start, span.end
     while start < end and text[start] in NOT_AT_START:
         start += 1
     while end > start and text[end - 1] in NOT_AT_END:
         end -= 1
+    for opening, closing in BRACKETS.items():  # a bracket the span does not close or open is not its own
+        inside = text[start:end]
+        if inside.endswith(closing) and inside.count(closing) > inside.count(opening):
+            end -= 1
+        inside = text[start:end]
+        if inside.startswith(opening) and inside.count(opening) > inside.count(closing):
+            start += 1
+    if span.label == "AGENCY":
+        start = next((start - len(w) + 1 for w in AUTONOMOUS if text.startswith(w, start - len(w) + 1)), start)
     if (start, end) == (span.start, span.end):
         return span
     return Span(span.id, start, end, span.label, text[start:end], span.score) if start < end else None
