@@ -1,7 +1,8 @@
 """Extraction runs over many documents: batches, the journal, resume, then the tables and views.
 
 A run holds the output folder's lock from start to end, removes temporary files a killed run left,
-appends each finished batch to the journal (``pipeline/apps/journal.py``), renames the journal to
+appends each finished document to the journal as soon as the model is done with it (the model still
+runs on batches of documents: ``NerModel.iter_predict``), renames the journal to
 ``extractions.jsonl`` at the end and builds the tables and views by streaming over it
 (``pipeline/apps/report.py``). Memory does not grow with the number of documents.
 """
@@ -22,7 +23,7 @@ from pipeline.apps.report import write_report
 from pipeline.core.documents import Document
 from pipeline.core.inputs import DocInput, DocumentSet
 from pipeline.core.outdir import locked_out_dir
-from pipeline.extractors.extract import BATCH_DOCS, Extractor, extract_documents
+from pipeline.extractors.extract import BATCH_DOCS, Extractor, iter_extract
 from pipeline.extractors.records import extraction_record
 
 if TYPE_CHECKING:
@@ -73,8 +74,13 @@ def read_or_error(doc: DocInput) -> Document | str:
 def extract_batch(batch: Sequence[Document | str], extractor: Extractor) -> tuple[list[dict[str, Any]], list[str]]:
     """Records of the documents read, and the read errors."""
     errors = [b for b in batch if isinstance(b, str)]
+    return list(iter_batch_records(batch, extractor)), errors
+
+
+def iter_batch_records(batch: Sequence[Document | str], extractor: Extractor) -> Iterator[dict[str, Any]]:
+    """The record of each document read (not the read errors), each as soon as it is extracted."""
     documents = [b for b in batch if not isinstance(b, str)]
-    return [extraction_record(doc, extractor) for doc in extract_documents(documents, extractor)], errors
+    return (extraction_record(doc, extractor) for doc in iter_extract(documents, extractor))
 
 
 @contextmanager
@@ -137,10 +143,14 @@ def run_extraction(
         bar = tqdm(total=n_todo, unit="doc", disable=not progress, desc="extract")
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for batch in batches(todo, batch_docs):
-                records, errors = extract_batch(list(pool.map(read_or_error, batch)), extractor)
-                journal.append(records)
-                summary.add(records, errors)
-                bar.update(len(records) + len(errors))
-                bar.set_postfix(chars_per_s=f"{summary.chars / max(time.perf_counter() - started, 1e-9):,.0f}")
+                read = list(pool.map(read_or_error, batch))
+                errors = [b for b in read if isinstance(b, str)]
+                summary.add([], errors)
+                bar.update(len(errors))
+                for record in iter_batch_records(read, extractor):  # journaled one by one, as they are done
+                    journal.append([record])
+                    summary.add([record], [])
+                    bar.update(1)
+                    bar.set_postfix(chars_per_s=f"{summary.chars / max(time.perf_counter() - started, 1e-9):,.0f}")
         bar.close()
     return summary

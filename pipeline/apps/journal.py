@@ -1,11 +1,11 @@
 """The journal of an extraction run: ``OUT/extractions.jsonl.journal``, one record per line.
 
-Each finished batch is appended, flushed and fsync'ed, so a run killed at any moment (kill -9,
-power loss) keeps every document of every finished batch. A line cut off by the kill is dropped
-when the journal is reopened. ``--resume`` reopens the journal of an interrupted run, or starts it
-from a finished ``extractions.jsonl``; without ``--resume`` a run starts an empty journal. When the
-run ends the journal is renamed to ``extractions.jsonl`` (one atomic step), then the tables and
-views are rebuilt from it.
+Each finished document (``run_extraction``; a whole batch with Ray) is appended, flushed and fsync'ed,
+so a run killed at any moment (kill -9, power loss) keeps every document finished before it. A line
+cut off by the kill is dropped when the journal is reopened. ``--resume`` reopens the journal of an
+interrupted run, or starts it from a finished ``extractions.jsonl``; without ``--resume`` a run starts
+an empty journal. When the run ends the journal is renamed to ``extractions.jsonl`` (one atomic step),
+then the tables and views are rebuilt from it.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Journal:
         return (record_key(r) for r in iter_records(self.path))
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Write one batch and make it durable."""
+        """Write these records (a document, or a batch) and make them durable."""
         for record in records:
             self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()

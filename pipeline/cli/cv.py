@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from pipeline.evaluation.crossval import DEFAULT_K, CvPlan
-from pipeline.training.splits import GROUPS
+from pipeline.core.defaults import CV_GROUPS, DEFAULT_K
+
+if TYPE_CHECKING:
+    from pipeline.evaluation.crossval import CvPlan
 
 
 def add_cv_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument(
         "--group",
-        choices=GROUPS,
+        choices=CV_GROUPS,
         default="doc",
         help=f"{prefix}documents of a group stay in one fold: each document alone (default; with the default "
         "--folds this is leave-one-document-out, as before) or the gold's data.meta.province",
@@ -39,6 +42,8 @@ def add_cv_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 
 def cv_plan(args: argparse.Namespace) -> CvPlan:
+    from pipeline.evaluation.crossval import CvPlan
+
     return CvPlan(
         group=args.group,
         k=args.folds,

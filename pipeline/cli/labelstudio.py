@@ -8,43 +8,26 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.apps.labelstudio.backend import PredictionService, make_backend
-from pipeline.apps.labelstudio.client import (
+from pipeline.apps.labelstudio.settings import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_PORT,
     DEFAULT_URL,
+    DEFAULT_VENV,
     ENV_PASSWORD,
     ENV_TOKEN,
     ENV_URL,
     ENV_USER,
-    LabelStudioClient,
-    LabelStudioError,
-    LSAuthError,
-    get_personal_token,
-)
-from pipeline.apps.labelstudio.learning import LearnConfig, Learner, ModelStore
-from pipeline.apps.labelstudio.pull import pull
-from pipeline.apps.labelstudio.push import (
-    document_specs,
-    gold_coverage,
-    model_version,
-    push_specs,
-    select_paragraph_specs,
-    task_key,
-)
-from pipeline.apps.labelstudio.server import (
-    DEFAULT_DATA_DIR,
-    DEFAULT_PORT,
-    DEFAULT_VENV,
     LS_VERSION,
     PID_FILE,
-    install_server,
-    start_server,
 )
-from pipeline.core.documents import DocumentError, documents_index, read_document
+from pipeline.core.defaults import DEFAULT_SCHEMA_PATH
 from pipeline.core.errors import InputError, SetupError, UsageError
-from pipeline.core.inputs import collect_documents
-from pipeline.core.schema import DEFAULT_SCHEMA_PATH, load_schema
-from pipeline.extractors.extract import check_model_arg, load_extractor
+
+if TYPE_CHECKING:
+    from pipeline.apps.labelstudio.backend import PredictionService
+    from pipeline.apps.labelstudio.learning import Learner
 
 
 def _schema_arg(p: argparse.ArgumentParser) -> None:
@@ -60,6 +43,8 @@ def _url_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
+    from pipeline.apps.labelstudio.server import install_server
+
     started = time.monotonic()
     exe = install_server(args.venv, args.version)
     print(f"label-studio {args.version} at {exe} ({time.monotonic() - started:.0f} s)")
@@ -67,6 +52,9 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from pipeline.apps.labelstudio.client import LabelStudioError
+    from pipeline.apps.labelstudio.server import start_server
+
     data_dir = Path(args.data_dir).resolve()
     pid_file = data_dir / PID_FILE
     if pid_file.exists() and _pid_alive(pid_file):
@@ -141,6 +129,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    from pipeline.apps.labelstudio.client import LSAuthError, get_personal_token
+
     url = (args.url or os.environ.get(ENV_URL) or DEFAULT_URL).rstrip("/")
     user, password = os.environ.get(ENV_USER, ""), os.environ.get(ENV_PASSWORD, "")
     if not user or not password:
@@ -152,6 +142,20 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from pipeline.apps.labelstudio.client import LabelStudioClient
+    from pipeline.apps.labelstudio.push import (
+        document_specs,
+        gold_coverage,
+        model_version,
+        push_specs,
+        select_paragraph_specs,
+        task_key,
+    )
+    from pipeline.core.documents import DocumentError, read_document
+    from pipeline.core.inputs import collect_documents
+    from pipeline.core.schema import load_schema
+    from pipeline.extractors.extract import load_extractor
+
     paths = collect_documents(args.docs)
     if not paths:
         raise InputError("no documents found in the inputs")
@@ -184,6 +188,11 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from pipeline.apps.labelstudio.client import LabelStudioClient
+    from pipeline.apps.labelstudio.pull import pull
+    from pipeline.core.documents import documents_index
+    from pipeline.core.schema import load_schema
+
     schema = load_schema(args.schema)
     documents = documents_index(args.docs or [])
     client = LabelStudioClient(args.url)
@@ -194,6 +203,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def _learning_backend(args: argparse.Namespace) -> tuple[PredictionService, Learner]:
     """The served model from WORK/current (seeded from --model) and the Learner that replaces it."""
+    from pipeline.apps.labelstudio.backend import PredictionService
+    from pipeline.apps.labelstudio.client import LabelStudioClient
+    from pipeline.apps.labelstudio.learning import LearnConfig, Learner, ModelStore
+    from pipeline.core.documents import documents_index
+    from pipeline.extractors.extract import check_model_arg, load_extractor
+
     if not args.eval:
         raise UsageError("--work-dir needs --eval GOLD (files or folders): the fixed evaluation set of each round")
     store = ModelStore(Path(args.work_dir))
@@ -221,6 +236,9 @@ def _learning_backend(args: argparse.Namespace) -> tuple[PredictionService, Lear
 
 
 def cmd_backend(args: argparse.Namespace) -> int:
+    from pipeline.apps.labelstudio.backend import PredictionService, make_backend
+    from pipeline.extractors.extract import load_extractor
+
     learner = None
     if args.work_dir:
         service, learner = _learning_backend(args)

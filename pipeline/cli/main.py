@@ -1,22 +1,24 @@
-"""The planie command line: ``planie --help`` lists the stages."""
+"""The planie command line: ``planie --help`` lists the stages.
+
+Building the parser imports only light modules (``pipeline.core.defaults``, ``core.errors``, the
+precision names, the Label Studio client's constants): each command imports the library it calls when
+it runs, so ``planie --help``, ``planie extract --help`` and a ``planie extract`` up to its model load
+import neither torch nor numpy, pydantic, transformers, datasets, pandas, matplotlib, ray or the Label
+Studio SDK (tests/test_cli_imports.py)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 
 from pipeline.cli.cv import add_cv_options
 from pipeline.cli.encoder import add_encoder_commands
 from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
-from pipeline.core.documents import documents_index
+from pipeline.core.defaults import DEFAULT_MODEL, DEFAULT_SCHEMA_PATH
 from pipeline.core.errors import EXIT_CODES_HELP, InputError, PlanieError, UsageError
-from pipeline.core.files import json_files
-from pipeline.core.schema import DEFAULT_SCHEMA_PATH, label_studio_config, load_schema
-from pipeline.extractors.extract import DEFAULT_MODEL
 from pipeline.extractors.precision import PRECISION_HELP, PRECISIONS
 
 
@@ -25,11 +27,16 @@ def _add_schema_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ls_config(args: argparse.Namespace) -> int:
+    from pipeline.core.schema import label_studio_config, load_schema
+
     sys.stdout.write(label_studio_config(load_schema(args.schema)))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.core.documents import documents_index
+    from pipeline.core.files import json_files
+    from pipeline.core.schema import load_schema
     from pipeline.core.validate import validate_export
 
     schema = load_schema(args.schema)
@@ -50,7 +57,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from pipeline.core.annotations import ExportError, load_gold
+    from pipeline.core.files import json_files
+    from pipeline.core.schema import load_schema
 
     schema = load_schema(args.schema)
     docs, failed = [], 0
@@ -84,6 +95,7 @@ def cmd_markup(args: argparse.Namespace) -> int:
     from pipeline.core.annotations import load_gold, write_export
     from pipeline.core.documents import first_difference, read_document
     from pipeline.core.markup import parse_markup, render_markup
+    from pipeline.core.schema import load_schema
     from pipeline.core.validate import validate_export
 
     if args.direction == "to-json":
@@ -172,11 +184,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from pipeline.core.annotations import load_gold_dir
+    from pipeline.core.schema import load_schema
     from pipeline.evaluation.report import evaluate_extractor
+    from pipeline.extractors.extract import load_extractor
 
     schema = load_schema(args.schema)
     gold = load_gold_dir(args.gold)
-    from pipeline.extractors.extract import load_extractor
 
     extractor = load_extractor(args.model, device=args.device, precision=args.precision)
     title = f"{extractor.ner_id} on {len(gold)} document(s)"

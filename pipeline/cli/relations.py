@@ -7,9 +7,6 @@ import json
 from pathlib import Path
 
 from pipeline.cli.cv import add_cv_options, cv_plan
-from pipeline.core.files import write_atomic
-from pipeline.evaluation.crossval import relation_cv
-from pipeline.evaluation.relation_reports import heldout_report, report_markdown
 
 
 def cmd_train_rel(args: argparse.Namespace) -> int:
@@ -50,6 +47,9 @@ def add_relation_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate_rel(args: argparse.Namespace) -> int:
     import torch
 
+    from pipeline.core.files import write_atomic
+    from pipeline.evaluation.crossval import relation_cv
+    from pipeline.evaluation.relation_reports import heldout_report, report_markdown
     from pipeline.extractors.relation_model import RelationModel
     from pipeline.training.ner_training import NerConfig
     from pipeline.training.splits import make_splits

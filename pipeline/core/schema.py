@@ -8,11 +8,9 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from pipeline.core.config import Config, read_yaml_mapping
+from pipeline.core.defaults import DEFAULT_SCHEMA_PATH as DEFAULT_SCHEMA_PATH
 from pipeline.core.errors import ConfigError
-from pipeline.core.files import REPO
 from pipeline.core.sections import SECTION_KINDS
-
-DEFAULT_SCHEMA_PATH = REPO / "configs" / "schema.yaml"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.annotations import AnnotatedDoc
+from pipeline.core.defaults import DEFAULT_K
 from pipeline.core.errors import UsageError
 from pipeline.core.files import write_atomic
 from pipeline.core.metrics import PRF
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from pipeline.training.ner_training import NerConfig
     from pipeline.training.relation_training import RelConfig
 
-DEFAULT_K = 5
 
 # per fold: {system: {section: {label: PRF.as_dict()}}}; systems: the model (or linker variant), then "rules"
 Scores = dict[str, dict[str, dict[str, dict[str, Any]]]]

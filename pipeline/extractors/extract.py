@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
+from pipeline.core.defaults import DEFAULT_MODEL as DEFAULT_MODEL  # the shipped model
 from pipeline.core.documents import Document
 from pipeline.core.errors import MissingModelError, UsageError
-from pipeline.core.files import REPO
 from pipeline.extractors.model_files import check_device, check_model_dir, check_weights
 from pipeline.extractors.relations import link_rules
 
-DEFAULT_MODEL = REPO / "models" / "planie-ner"  # the shipped model
 BATCH_DOCS = 8  # documents per predict call in planie extract, evaluate and the Python API (same batches, same scores)
 
 
@@ -75,8 +74,13 @@ class ModelExtractor:
             raise MissingModelError(f"relations {str(relations)!r} is neither 'rules' nor a relation model folder")
 
     def predict(self, texts: Sequence[str]) -> list[tuple[list[Span], list[Relation]]]:
+        return list(self.iter_predict(texts))
+
+    def iter_predict(self, texts: Sequence[str]) -> Iterator[tuple[list[Span], list[Relation]]]:
+        """As predict, each text as soon as the model has finished it (NerModel.iter_predict)."""
         link = self.linker.link if self.linker is not None else link_rules
-        return [(spans, link(text, spans)) for text, spans in zip(texts, self.ner.predict(texts), strict=True)]
+        for text, spans in zip(texts, self.ner.iter_predict(texts), strict=True):
+            yield spans, link(text, spans)
 
 
 def check_relations_arg(model: str, relations: str | None) -> None:
@@ -111,11 +115,17 @@ def load_extractor(
 
 
 def extract_documents(documents: Sequence[Document], extractor: Extractor) -> list[AnnotatedDoc]:
-    results = extractor.predict([d.text for d in documents])
-    return [
-        AnnotatedDoc(d.doc_id, d.text, tuple(spans), tuple(rels), d.source)
-        for d, (spans, rels) in zip(documents, results, strict=True)
-    ]
+    return list(iter_extract(documents, extractor))
+
+
+def iter_extract(documents: Sequence[Document], extractor: Extractor) -> Iterator[AnnotatedDoc]:
+    """extract_documents one document at a time: with an extractor that streams (``iter_predict``: the
+    model), each as soon as it is done, with the same results; else after ``predict`` on all of them."""
+    texts = [d.text for d in documents]
+    stream = getattr(extractor, "iter_predict", None)
+    results = stream(texts) if stream is not None else iter(extractor.predict(texts))
+    for d, (spans, rels) in zip(documents, results, strict=True):
+        yield AnnotatedDoc(d.doc_id, d.text, tuple(spans), tuple(rels), d.source)
 
 
 def extract_batches(

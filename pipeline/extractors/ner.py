@@ -101,6 +101,20 @@ def load_token_classifier(model_dir: Path) -> Any:
     return model
 
 
+def load_inference_model(model_dir: Path) -> tuple[Any, dict[str, Any] | None]:
+    """The token classifier for inference (fp32, eval mode) and its CRF tensors (None for a softmax model).
+    A plain BERT is built by ``pipeline.extractors.bert_torch`` (no transformers import, the weights read
+    once, the same outputs); anything else by transformers (``load_token_classifier``)."""
+    from pipeline.extractors.bert_torch import load_bert_token_classifier
+
+    loaded = load_bert_token_classifier(Path(model_dir))
+    if loaded is not None:
+        model, crf = loaded
+        return model, crf or None
+    model = load_token_classifier(Path(model_dir))
+    return model, module_weights(model)
+
+
 def module_weights(model: Any) -> dict[str, Any] | None:
     crf = getattr(model, "crf", None)
     return None if crf is None else {f"crf.{k}": v.detach().float().cpu().numpy() for k, v in crf.state_dict().items()}
@@ -140,21 +154,28 @@ class NerModel:
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
+        self._crf: dict[str, Any] | None = None  # the CRF tensors, read with the torch model's weights
         # the encoder forward for the precision (pipeline.extractors.precision); the torch model is loaded
-        # only if the precision needs it (not for a cached ONNX export)
-        self.forward = load_forward(self.model_dir, precision, lambda: self.model, device=device)
+        # only if the precision needs it (not for a cached ONNX export, which transformers' model builds)
+        self.forward = load_forward(
+            self.model_dir,
+            precision,
+            lambda: self.model,
+            device=device,
+            load_export_model=lambda: load_token_classifier(self.model_dir),
+        )
         self.precision = self.forward.precision  # as run: an ONNX precision falls back without onnxruntime
         config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         self.id2label = {int(k): v for k, v in config["id2label"].items()}
-        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], crf_weights(self.model_dir))
+        crf = self._crf if self._model is not None else crf_weights(self.model_dir)  # no second read
+        self.decoder = Decoder([self.id2label[i] for i in range(len(self.id2label))], crf)
 
     @property
     def model(self) -> Any:
         """The torch token classifier (fp32, eval mode), loaded on first use."""
         if self._model is None:
-            self._model = load_token_classifier(self.model_dir)
-            self._model.to(self.device).eval()
-            self._model.float()
+            model, self._crf = load_inference_model(self.model_dir)
+            self._model = model.to(self.device).eval().float()
         return self._model
 
     @property
@@ -202,23 +223,36 @@ class NerModel:
         """Character spans per text: label sequence per paragraph (BIO-constrained Viterbi, with the
         CRF's transitions if the model has one; ``viterbi=False``: argmax per piece), then tidy_spans,
         the rules' spans for the meta's ``rule_labels``, and the section rules when they are on."""
+        return list(self.iter_predict(texts, viterbi))
+
+    def iter_predict(self, texts: Sequence[str], viterbi: bool = True) -> Iterator[list[Span]]:
+        """As predict, one text at a time, in order: each text's spans as soon as the chunk holding its last
+        paragraph has run (the chunks and batches are those of predict, so are the spans). The first
+        document of a run is out after the first chunk, not after the whole batch of documents."""
         import numpy as np
 
-        results: list[list[Span]] = [[] for _ in texts]
-        for para in self.iter_paragraph_probabilities(texts):
-            best = self.decoder(np.log(para.probs + 1e-12)) if viterbi else para.probs.argmax(-1)
-            labels = [self.id2label[int(i)] for i in best]
-            scores = [float(s) for s in para.probs.max(-1)]
-            results[para.text_index].extend(decode_spans(texts[para.text_index], para.pieces, labels, scores))
         rule_labels = set(self.meta.get("rule_labels", ()))
-        for ti, spans in enumerate(results):
+
+        def finish(ti: int, spans: list[Span]) -> list[Span]:
             tidy = tidy_spans(texts[ti], spans)
             if rule_labels:
                 tidy = with_rule_spans(tidy, texts[ti], rule_labels)
             if self.section_rules:
                 tidy = drop_by_section(texts[ti], tidy)
-            results[ti] = [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(tidy)]
-        return results
+            return [Span(f"T{i + 1}", s.start, s.end, s.label, s.text, s.score) for i, s in enumerate(tidy)]
+
+        current, spans = 0, []  # the first text not yet yielded, and its spans so far
+        for para in self.iter_paragraph_probabilities(texts):
+            while current < para.text_index:  # paragraphs come in text order: the texts before are complete
+                yield finish(current, spans)
+                current, spans = current + 1, []
+            best = self.decoder(np.log(para.probs + 1e-12)) if viterbi else para.probs.argmax(-1)
+            labels = [self.id2label[int(i)] for i in best]
+            scores = [float(s) for s in para.probs.max(-1)]
+            spans.extend(decode_spans(texts[para.text_index], para.pieces, labels, scores))
+        while current < len(texts):
+            yield finish(current, spans)
+            current, spans = current + 1, []
 
     def _run(self, jobs: list[tuple[int, int, int]], para_pieces: list[tuple[int, list]]) -> list:
         import numpy as np

@@ -27,9 +27,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it runs: the command line reads PRECISIONS without it
+    import numpy as np
 
 PRECISIONS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
 ONNX_PRECISIONS = ("onnx", "onnx-int8")
@@ -100,6 +101,8 @@ def quantize_linear_int8(model: Any) -> Any:
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     z = logits - logits.max(-1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(-1, keepdims=True)
@@ -123,7 +126,7 @@ class OnnxForward:
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         (logits,) = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})
-        return _softmax(logits.astype(np.float32, copy=False))
+        return _softmax(logits.astype("float32", copy=False))
 
 
 def _env_threads() -> int:
@@ -146,9 +149,11 @@ def load_forward(
     load_model: Callable[[], Any],
     device: str = "cpu",
     threads: int | None = None,
+    load_export_model: Callable[[], Any] | None = None,
 ) -> Forward:
     """The forward for ``precision``. ``load_model`` returns the torch token classifier (fp32, eval mode on
-    ``device``); it is called only when needed (torch precisions, or an ONNX file to build)."""
+    ``device``); it is called only when needed (torch precisions). ``load_export_model`` (default:
+    ``load_model``) returns the model an ONNX file is exported from, called only when one is built."""
     check_precision(precision)
     if precision not in ONNX_PRECISIONS:
         return TorchForward(load_model(), precision, device)
@@ -162,7 +167,8 @@ def load_forward(
             FALLBACK,
         )
         return TorchForward(load_model(), FALLBACK, device)
-    path = onnx_artifact(Path(model_dir), quantized=precision == "onnx-int8", load_model=load_model)
+    quantized = precision == "onnx-int8"
+    path = onnx_artifact(Path(model_dir), quantized=quantized, load_model=load_export_model or load_model)
     return OnnxForward(path, precision, threads)
 
 

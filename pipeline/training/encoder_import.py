@@ -52,7 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.files import REPO
+from pipeline.core.defaults import DEFAULT_FULL_DIR as DEFAULT_FULL_DIR
+from pipeline.core.defaults import DEFAULT_KEEP_FILE as DEFAULT_KEEP_FILE
+from pipeline.core.defaults import DEFAULT_SEEDS_DIR as DEFAULT_SEEDS_DIR
+from pipeline.core.defaults import DEFAULT_ZH_DIR as DEFAULT_ZH_DIR
 
 E5_BIN_NAME = "e5-small-q4.bin"
 
@@ -67,18 +70,6 @@ METASPACE = "\u2581"
 
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-
-
-DEFAULT_FULL_DIR = REPO / "models" / "base" / "e5-small"
-
-
-DEFAULT_ZH_DIR = REPO / "models" / "base" / "e5-small-zh"
-
-
-DEFAULT_KEEP_FILE = REPO / "configs" / "vocab_zh.txt"
-
-
-DEFAULT_SEEDS_DIR = REPO.parent / "shared" / "seeds"
 
 
 _DTYPE_F32, _DTYPE_Q4_0 = 0, 1

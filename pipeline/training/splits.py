@@ -13,6 +13,7 @@ from pydantic import Field
 
 from pipeline.core.annotations import AnnotatedDoc, load_gold, load_gold_dir
 from pipeline.core.config import Config
+from pipeline.core.defaults import CV_GROUPS
 from pipeline.core.documents import paragraphs
 from pipeline.core.errors import InputError, UsageError
 from pipeline.core.files import json_files
@@ -108,7 +109,7 @@ def relation_splits(cfg: SplitSource) -> tuple[list[AnnotatedDoc], list[Annotate
     return train, dev, list(splits.test)
 
 
-GROUPS = ("doc", "province")  # cross-validation groups: each document alone, or data.meta.province
+GROUPS = CV_GROUPS  # cross-validation groups: each document alone, or data.meta.province
 
 
 @dataclass(frozen=True)

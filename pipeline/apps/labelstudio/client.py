@@ -15,21 +15,12 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pipeline.apps.labelstudio.settings import DEFAULT_URL as DEFAULT_URL
+from pipeline.apps.labelstudio.settings import ENV_PASSWORD as ENV_PASSWORD
+from pipeline.apps.labelstudio.settings import ENV_TOKEN as ENV_TOKEN
+from pipeline.apps.labelstudio.settings import ENV_URL as ENV_URL
+from pipeline.apps.labelstudio.settings import ENV_USER as ENV_USER
 from pipeline.core.errors import EXIT_SETUP, PlanieError, SetupError
-
-DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-ENV_URL = "LABEL_STUDIO_URL"
-
-
-ENV_TOKEN = "LABEL_STUDIO_API_KEY"
-
-
-ENV_USER = "PLANIE_LS_USER"
-
-
-ENV_PASSWORD = "PLANIE_LS_PASSWORD"
 
 
 class LabelStudioError(PlanieError, RuntimeError):

@@ -22,23 +22,12 @@ from pipeline.apps.labelstudio.client import (
     make_opener,
     send_request,
 )
+from pipeline.apps.labelstudio.settings import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR
+from pipeline.apps.labelstudio.settings import DEFAULT_PORT as DEFAULT_PORT
+from pipeline.apps.labelstudio.settings import DEFAULT_VENV as DEFAULT_VENV
+from pipeline.apps.labelstudio.settings import LS_VERSION as LS_VERSION
+from pipeline.apps.labelstudio.settings import PID_FILE as PID_FILE
 from pipeline.core.errors import EXIT_SETUP, SetupError
-from pipeline.core.files import REPO
-
-LS_VERSION = "1.23.2"
-
-
-DEFAULT_PORT = 8080
-
-
-DEFAULT_VENV = REPO / ".ls-venv"
-
-
-DEFAULT_DATA_DIR = Path(".ls-data")
-
-
-PID_FILE = "server.pid"
-
 
 LOG_FILE = "server.log"
 
