@@ -24,6 +24,7 @@ def main() -> None:
         default="model",
         help="drop spans in section kinds where the schema has none (model: as the model's planie.json says)",
     )
+    ap.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
     args = ap.parse_args()
     switch = {"on": True, "off": False, "model": None}[args.section_rules]
 
@@ -31,7 +32,7 @@ def main() -> None:
         return ModelExtractor(model_dir, section_rules=switch) if switch is not None else ModelExtractor(model_dir)
 
     title = f"NER cross-validation re-scored from {args.cv_dir} (section rules: {args.section_rules})"
-    summary = rescore_folds(Path(args.cv_dir), Path(args.out), args.annotations, extractor, title)
+    summary = rescore_folds(Path(args.cv_dir), Path(args.out), args.annotations, extractor, title, args.traditional)
     micro = summary["pooled"]["model"]["entities"]["micro"]
     print(f"{args.out}: pooled entity micro P {micro['precision']:.3f} R {micro['recall']:.3f} F1 {micro['f1']:.3f}")
 

@@ -106,3 +106,41 @@ def test_cv_by_province_on_a_tiny_model(tmp_path, capsys):
     assert "done before, skipped" in capsys.readouterr().err
     with pytest.raises(UsageError, match="folds.json"):
         cross_validate(cfg, out, CvPlan(group="doc"))
+
+
+def test_kept_fold_models_are_rescored_without_training_and_a_sample_trains_fewer_documents(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from pipeline.evaluation.crossval import CvPlan, cross_validate, rescore_folds
+    from pipeline.extractors.extract import ModelExtractor
+    from pipeline.training.ner_training import NerConfig
+    from tests.tiny_bert import build_tiny_bert
+
+    gold = tmp_path / "gold"
+    for doc_id, province in {"a": "河北省", "b": "河南省", "c": "河南省", "d": "海南省"}.items():
+        text = (TEXT + "\n") * 2
+        write_export(gold / f"{doc_id}.json", [AnnotatedDoc(doc_id, text, _spans(text), meta={"province": province})])
+    (tmp_path / "splits.yaml").write_text("train: [a]\ndev_block: 0.5\n", encoding="utf-8")
+    cfg = NerConfig(
+        base=str(build_tiny_bert(tmp_path / "base", [TEXT])),
+        annotations=str(gold),
+        splits=str(tmp_path / "splits.yaml"),
+        max_length=32,
+        stride=24,
+        epochs=1,
+        batch_size=4,
+        bf16=False,
+    )
+    out = tmp_path / "cv"
+    summary = cross_validate(cfg, out, CvPlan(group="province", k=2, keep_models=True, train_docs=1))
+    assert summary["train_docs"] == 1
+    for fold in json.loads((out / "folds.json").read_text(encoding="utf-8"))["folds"]:
+        run = json.loads((out / fold["name"] / "run.json").read_text(encoding="utf-8"))
+        assert len(run["config"]["train_docs"]) == 1 and run["config"]["train_docs"][0] in fold["train"]
+        assert (out / fold["name"] / "model" / "planie.json").exists()
+    rescored = rescore_folds(
+        out, tmp_path / "re", str(gold), lambda m: ModelExtractor(m, section_rules=True), "re", traditional=True
+    )
+    assert set(rescored["systems"]) == {"model", "rules", "traditional"}
+    assert rescored["rescored_from"] == str(out) and (tmp_path / "re" / "cv.md").exists()
+    pooled = rescored["pooled"]["rules"]["entities"]["micro"]
+    assert pooled == summary["pooled"]["rules"]["entities"]["micro"]  # same documents, same rules

@@ -277,7 +277,12 @@ def rel_sections(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def rescore_folds(
-    cv_dir: Path, out_dir: Path, annotations: str, make_extractor: Callable[[Path], Extractor], title: str
+    cv_dir: Path,
+    out_dir: Path,
+    annotations: str,
+    make_extractor: Callable[[Path], Extractor],
+    title: str,
+    traditional: bool = False,
 ) -> dict[str, Any]:
     """Score the models kept by ``planie cv --keep-models`` (CV_DIR/FOLD/model) on their folds' test
     documents with another extractor built around each (other decoding steps, another linker): no training.
@@ -296,9 +301,12 @@ def rescore_folds(
     scores = {}
     for fold in folds:
         test = [docs[d] for d in fold.test]
-        report = evaluate_extractor(test, make_extractor(cv_dir / fold.name / "model"), schema, fold.name)
+        extractor = make_extractor(cv_dir / fold.name / "model")
+        report = evaluate_extractor(test, extractor, schema, fold.name, traditional=traditional)
         report.write(out_dir / fold.name)
         metrics = report.full_metrics()
         scores[fold.name] = {"model": ner_sections(metrics), "rules": ner_sections(metrics["rules_baseline"])}
+        if traditional:
+            scores[fold.name]["traditional"] = ner_sections(metrics["variant:traditional"])
     plan = {"group": record["group"], "k": record["k"], "seed": record["seed"], "rescored_from": str(cv_dir)}
     return write_summary(out_dir, folds, scores, plan, title)
