@@ -58,16 +58,25 @@ def peer_predictions(path: Path, gold: dict[str, AnnotatedDoc]) -> list[Annotate
 
 def peer_row(peer_dir: Path, folds: list[dict[str, Any]], gold: dict[str, AnnotatedDoc], labels: list[str]) -> Row:
     pooled = {lab: PRF(0, 0, 0) for lab in [*labels, "micro"]}
-    done = 0
+    done, cut_steps = 0, []
     for fold in folds:
         path = peer_dir / fold["name"] / "predictions.jsonl"
         if not path.exists():
             continue
         done += 1
+        info = peer_dir / fold["name"] / "info.json"
+        settings = json.loads(info.read_text(encoding="utf-8")).get("settings", {}) if info.exists() else {}
+        if settings.get("cut_by_budget"):
+            cut_steps.append(settings.get("steps_done"))
         scores = score_entities([gold[d] for d in fold["test"]], peer_predictions(path, gold), labels)
         pooled = {k: PRF(v.tp + scores[k].tp, v.fp + scores[k].fp, v.fn + scores[k].fn) for k, v in pooled.items()}
+    name = f"peer: {peer_dir.name}"
+    if cut_steps:
+        name += (
+            f" (stopped by its time budget in {len(cut_steps)} folds, after {min(cut_steps)}–{max(cut_steps)} steps)"
+        )
     return {
-        "name": f"peer: {peer_dir.name}",
+        "name": name,
         "entities": {k: v.as_dict() for k, v in pooled.items()},
         "relations": None,
         "triples": None,
