@@ -6,7 +6,8 @@ the rules baseline and the peers (scripts/peers), all on the same folds, pooled 
         --peers runs/peers --out scripts/results/cv-province/README.md
 
 --cv NAME=DIR: a folder written by `planie cv` (its cv.json; the first one also gives the rules row).
---peers DIR: DIR/PEER/FOLD/predictions.jsonl as written by scripts/peers/run.sh (entities only).
+--peers DIR: DIR/PEER/FOLD/predictions.jsonl as written by scripts/peers/run.sh (entities only;
+without --cv the table holds the peers alone).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def markdown(rows: list[Row], labels: list[str], k: int, command: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folds", required=True, help="folds.json written by planie cv")
-    ap.add_argument("--cv", nargs="+", required=True, metavar="NAME=DIR", help="planie cv output folders")
+    ap.add_argument("--cv", nargs="*", default=[], metavar="NAME=DIR", help="planie cv output folders")
     ap.add_argument("--peers", help="folder of peer predictions (PEER/FOLD/predictions.jsonl)")
     ap.add_argument("--annotations", default="annotations")
     ap.add_argument("--out", required=True, help="markdown to write (a .json beside it)")
@@ -120,7 +121,8 @@ def main() -> None:
         gold = {d.doc_id: d for d in load_gold_dir([args.annotations])}
         peer_dirs = sorted(p for p in Path(args.peers).iterdir() if p.is_dir())
         rows += [peer_row(p, folds, gold, labels) for p in peer_dirs]
-    command = f"python scripts/cv_report.py --folds {args.folds} --cv " + " ".join(f'"{c}"' for c in args.cv)
+    command = f"python scripts/cv_report.py --folds {args.folds}"
+    command += (" --cv " + " ".join(f'"{c}"' for c in args.cv)) if args.cv else ""
     command += (f" --peers {args.peers}" if args.peers else "") + f" --out {args.out}"
     out = Path(args.out)
     write_atomic(out, markdown(rows, labels, len(folds), command))
