@@ -142,5 +142,6 @@ def test_kept_fold_models_are_rescored_without_training_and_a_sample_trains_fewe
     )
     assert set(rescored["systems"]) == {"model", "rules", "traditional"}
     assert rescored["rescored_from"] == str(out) and (tmp_path / "re" / "cv.md").exists()
+    assert rescored["train_docs"] == 1
     pooled = rescored["pooled"]["rules"]["entities"]["micro"]
     assert pooled == summary["pooled"]["rules"]["entities"]["micro"]  # same documents, same rules

@@ -309,4 +309,7 @@ def rescore_folds(
         if traditional:
             scores[fold.name]["traditional"] = ner_sections(metrics["variant:traditional"])
     plan = {"group": record["group"], "k": record["k"], "seed": record["seed"], "rescored_from": str(cv_dir)}
+    source = cv_dir / "cv.json"
+    if source.exists() and "train_docs" in (trained := json.loads(source.read_text(encoding="utf-8"))):
+        plan["train_docs"] = trained["train_docs"]
     return write_summary(out_dir, folds, scores, plan, title)
