@@ -17,6 +17,11 @@ process's. Per precision (``pipeline.extractors.precision.PRECISIONS``):
 - F1 (first round only): ``planie evaluate``'s scoring (strict entity micro-F1, relations end to end) on
   the held-out split (annotations/003_*, 004_*) and on all gold documents.
 
+With ``--cv RUN`` (a ``planie cv --keep-models`` run folder) it measures F1 only: every variant on every
+fold's test documents with that fold's model, pooled over the folds (``precision_cv.md``/``.json``):
+
+    nice -n 19 .venv/bin/python scripts/bench_precision.py --cv runs/cv-province
+
 Variants are interleaved (round 1: A B C D E, round 2: B C D E A, ...) so that load from other processes
 touches all of them alike; the table reports each as a ratio to bf16 (today's default) in the same run.
 Then, for the fastest variant within 0.3 F1 points, a sweep of batch size, chunk length and threads.
@@ -384,6 +389,16 @@ def main() -> None:
     p.add_argument("--no-sweep", dest="sweep", action="store_false")
     p.add_argument("--sweep-repeats", type=int, default=1)
     p.add_argument("--sweep-variant", help="default: the fastest variant within 0.3 F1 points")
+    p.add_argument(
+        "--cv",
+        metavar="RUN",
+        help="instead: F1 of each variant on the folds of a `planie cv --keep-models` run (RUN/folds.json, "
+        "RUN/FOLD/model); writes precision_cv.md/.json",
+    )
+    p.add_argument("--annotations", default=str(REPO / "annotations"), help="with --cv: the gold exports")
+    p.add_argument(
+        "--work", default=str(Path(tempfile.gettempdir()) / "bench_precision_cv"), help="with --cv: model copies"
+    )
     # child mode
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--corpus", help=argparse.SUPPRESS)
@@ -395,6 +410,9 @@ def main() -> None:
     if args.child:
         args.sweep = args.sweep_shapes
         child_main(args)
+        return
+    if args.cv:
+        cv_main(args)
         return
     import onnxruntime
     import torch
@@ -470,6 +488,178 @@ def main() -> None:
     (args.out / "bench_precision.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (args.out / "bench_precision.md").write_text(to_markdown(result), encoding="utf-8")
     print(to_markdown(result))
+
+
+# ----------------------------------------------------------------------------------------------------
+# --cv RUN: F1 per precision on the test documents of each fold of a `planie cv --keep-models` run
+
+
+def cv_main(args: argparse.Namespace) -> None:
+    """Score every variant on every fold's test documents with that fold's model (copied to ``--work``
+    first: an ONNX export is cached beside the model, and the run folder is not ours to write), then
+    pool tp/fp/fn over the folds as ``planie cv`` does and report ΔF1 vs bf16."""
+    from pipeline.core.schema import load_schema
+    from pipeline.evaluation.report import evaluate_extractor
+    from pipeline.extractors.extract import ModelExtractor
+    from pipeline.training.splits import gold_groups
+
+    run = Path(args.cv)
+    folds = json.loads((run / "folds.json").read_text(encoding="utf-8"))
+    docs, _ = gold_groups(args.annotations, folds["group"])
+    schema = load_schema()
+    variants = args.variants.split(",")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    done_path = work / "scores.json"  # resumable: (fold, variant) pairs already scored
+    done: dict[str, Any] = json.loads(done_path.read_text(encoding="utf-8")) if done_path.exists() else {}
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    for fold in folds["folds"]:
+        name = fold["name"]
+        source = run / name / "model"
+        if not source.is_dir():
+            raise SystemExit(f"{source}: missing (run planie cv with --keep-models)")
+        model = work / name / "model"
+        if not model.is_dir():
+            shutil.copytree(source, model, ignore=shutil.ignore_patterns("onnx", "training_args.bin"))
+        test = [docs[d] for d in fold["test"]]
+        reference = json.loads((run / name / "metrics.json").read_text(encoding="utf-8"))
+        for v in variants:
+            key = f"{name}/{v}"
+            if key in done:
+                continue
+            started = time.perf_counter()
+            extractor = ModelExtractor(model, precision=v)
+            loaded = time.perf_counter()
+            report = evaluate_extractor(test, extractor, schema, f"{name} {v}", with_baseline=False, progress=False)
+            m = report.metrics
+            done[key] = {
+                "fold": name,
+                "variant": v,
+                "ran_as": extractor.ner.precision,
+                "docs": len(test),
+                "chars": sum(len(d.text) for d in test),
+                "load_s": round(loaded - started, 2),
+                "score_s": round(time.perf_counter() - loaded, 2),
+                "entities": m["entities"],
+                "relations": m["relations"],
+                "targets": m["targets"],
+                "same_as_cv_metrics": all(m[sec] == reference[sec] for sec in ("entities", "relations", "targets")),
+            }
+            done_path.write_text(json.dumps(done, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            d = done[key]
+            print(
+                f"{key}: entities micro F1 {m['entities']['micro']['f1']:.4f}, relations "
+                f"{m['relations']['micro']['f1']:.4f} ({d['score_s']:.0f} s; same as cv: {d['same_as_cv_metrics']})",
+                flush=True,
+            )
+    result = {
+        "command": "python scripts/bench_precision.py " + " ".join(sys.argv[1:]),
+        "run": str(run),
+        "group": folds["group"],
+        "k": folds["k"],
+        "seed": folds["seed"],
+        "variants": variants,
+        "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "nproc": os.cpu_count(),
+        "pooled": pool_cv(done, variants, [f["name"] for f in folds["folds"]]),
+        "per_fold": done,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "precision_cv.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    (args.out / "precision_cv.md").write_text(cv_markdown(result), encoding="utf-8")
+    print(cv_markdown(result))
+
+
+def pool_cv(done: dict[str, Any], variants: list[str], folds: list[str]) -> dict[str, Any]:
+    """Per variant and section: tp/fp/fn summed over the folds (PRF), and ΔF1 in points vs bf16."""
+    from pipeline.core.metrics import PRF
+
+    def section(fold: str, v: str, sec: str) -> dict[str, Any]:  # targets: one cell, as planie cv keeps it
+        cell = done[f"{fold}/{v}"][sec]
+        return {"triples": cell} if sec == "targets" else cell
+
+    pooled: dict[str, Any] = {}
+    for v in variants:
+        pooled[v] = {}
+        for sec in ("entities", "relations", "targets"):
+            labels = list(section(folds[0], v, sec))
+            cells = {lab: [section(f, v, sec)[lab] for f in folds] for lab in labels}
+            pooled[v][sec] = {
+                lab: PRF(*(sum(c[k] for c in cs) for k in ("tp", "fp", "fn"))).as_dict() for lab, cs in cells.items()
+            }
+    base = pooled[DEFAULT]
+    for v in variants:
+        pooled[v]["delta_f1_points"] = {
+            f"{sec}.{lab}": round((pooled[v][sec][lab]["f1"] - base[sec][lab]["f1"]) * 100, 2)
+            for sec in ("entities", "relations", "targets")
+            for lab in pooled[v][sec]
+        }
+        d = pooled[v]["delta_f1_points"]
+        pooled[v]["qualifies"] = d["entities.micro"] >= -F1_RULE * 100 and d["relations.micro"] >= -F1_RULE * 100
+    return pooled
+
+
+def cv_markdown(res: dict[str, Any]) -> str:
+    p, variants = res["pooled"], res["variants"]
+    folds = sorted({r["fold"] for r in res["per_fold"].values()})
+    labels = [lab for lab in p[DEFAULT]["entities"] if lab != "micro"]
+    rel_labels = [lab for lab in p[DEFAULT]["relations"] if lab != "micro"]
+    n_docs = sum(res["per_fold"][f"{f}/{DEFAULT}"]["docs"] for f in folds)
+    n_chars = sum(res["per_fold"][f"{f}/{DEFAULT}"]["chars"] for f in folds)
+    lines = [
+        "# Encoder precisions: F1 on province-grouped cross-validation folds (issue 16)",
+        "",
+        f"Command: `{res['command']}` (under `nice -n 19`). Run: `{res['run']}` (`planie cv --group {res['group']} "
+        f"--folds {res['k']} --keep-models`, seed {res['seed']}): each fold's model scores that fold's test "
+        f"documents ({n_docs} documents, {n_chars:,} characters over {len(folds)} folds, none seen in training), "
+        "once per precision, with `evaluate_extractor` as `planie cv` scores (strict entity spans; relations end "
+        "to end, the rules linker on the predicted entities; target triples). The fold models were copied to a "
+        "work folder first (the ONNX files are cached beside the model). Pooled: tp/fp/fn summed over the folds.",
+        "",
+        "bf16 reproduces each fold's `metrics.json` of the cv run: "
+        + ", ".join(f"{f} {'yes' if res['per_fold'][f'{f}/{DEFAULT}']['same_as_cv_metrics'] else 'NO'}" for f in folds)
+        + ".",
+        "",
+        "## ΔF1 vs bf16, pooled, in points (×100)",
+        "",
+        "| variant | entities micro F1 | Δ entities | "
+        + " | ".join(f"Δ {lab}" for lab in labels)
+        + " | relations micro F1 | Δ relations | "
+        + " | ".join(f"Δ {lab}" for lab in rel_labels)
+        + " | Δ target triples | ≤ 0.3 pt |",
+        "|---" * (6 + len(labels) + len(rel_labels)) + "|",
+    ]
+    for v in variants:
+        d, q = p[v]["delta_f1_points"], p[v]
+        lines.append(
+            f"| {v} | {q['entities']['micro']['f1']:.4f} | {d['entities.micro']:+.2f} | "
+            + " | ".join(f"{d[f'entities.{lab}']:+.2f}" for lab in labels)
+            + f" | {q['relations']['micro']['f1']:.4f} | {d['relations.micro']:+.2f} | "
+            + " | ".join(f"{d[f'relations.{lab}']:+.2f}" for lab in rel_labels)
+            + f" | {d['targets.triples']:+.2f} | {'yes' if q['qualifies'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "## Entity micro F1 per fold",
+        "",
+        "| fold | docs | " + " | ".join(variants) + " |",
+        "|---" * (2 + len(variants)) + "|",
+    ]
+    for f in folds:
+        r = res["per_fold"]
+        lines.append(
+            f"| {f} | {r[f'{f}/{DEFAULT}']['docs']} | "
+            + " | ".join(f"{r[f'{f}/{v}']['entities']['micro']['f1']:.4f}" for v in variants)
+            + " |"
+        )
+    lines += [
+        "",
+        f"Machine: {res['nproc']} CPUs shared with a training job (1-min load average {res['load_average_start']} "
+        f"at the start, {res['load_average_end']} at the end); the F1 values do not depend on the load, the "
+        "seconds in the JSON (`score_s`) do.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _cpu_name() -> str:
