@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,21 +65,19 @@ def _spans(text: str) -> tuple[Span, ...]:
     return tuple(out)
 
 
-def test_cv_by_province_on_a_tiny_model(tmp_path, capsys):
-    pytest.importorskip("torch")
-    from pipeline.evaluation.crossval import CvPlan, cross_validate
+def tiny_cv_config(tmp_path: Path, provinces: dict[str, str], copies: dict[str, int] | None = None):
+    """Gold exports of TEXT (two copies per document unless ``copies`` says otherwise), one per doc_id
+    with its province, and a one-epoch NER config on a tiny BERT built in ``tmp_path``."""
     from pipeline.training.ner_training import NerConfig
     from tests.tiny_bert import build_tiny_bert
 
     gold = tmp_path / "gold"
-    provinces = {"a": "河北省", "b": "河北省", "c": "河南省", "d": "海南省"}
     for doc_id, province in provinces.items():
-        text = (TEXT + "\n") * (3 if doc_id == "a" else 2)
+        text = (TEXT + "\n") * (copies or {}).get(doc_id, 2)
         write_export(gold / f"{doc_id}.json", [AnnotatedDoc(doc_id, text, _spans(text), meta={"province": province})])
     (tmp_path / "splits.yaml").write_text("train: [a]\ndev_block: 0.5\n", encoding="utf-8")
-    base = build_tiny_bert(tmp_path / "base", [TEXT])
-    cfg = NerConfig(
-        base=str(base),
+    return NerConfig(
+        base=str(build_tiny_bert(tmp_path / "base", [TEXT])),
         annotations=str(gold),
         splits=str(tmp_path / "splits.yaml"),
         max_length=32,
@@ -87,6 +86,14 @@ def test_cv_by_province_on_a_tiny_model(tmp_path, capsys):
         batch_size=4,
         bf16=False,
     )
+
+
+def test_cv_by_province_on_a_tiny_model(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from pipeline.evaluation.crossval import CvPlan, cross_validate
+
+    provinces = {"a": "河北省", "b": "河北省", "c": "河南省", "d": "海南省"}
+    cfg = tiny_cv_config(tmp_path, provinces, copies={"a": 3})
     out = tmp_path / "cv"
     summary = cross_validate(cfg, out, CvPlan(group="province", k=3))
     folds = json.loads((out / "folds.json").read_text(encoding="utf-8"))
@@ -112,24 +119,8 @@ def test_kept_fold_models_are_rescored_without_training_and_a_sample_trains_fewe
     pytest.importorskip("torch")
     from pipeline.evaluation.crossval import CvPlan, cross_validate, rescore_folds
     from pipeline.extractors.extract import ModelExtractor
-    from pipeline.training.ner_training import NerConfig
-    from tests.tiny_bert import build_tiny_bert
 
-    gold = tmp_path / "gold"
-    for doc_id, province in {"a": "河北省", "b": "河南省", "c": "河南省", "d": "海南省"}.items():
-        text = (TEXT + "\n") * 2
-        write_export(gold / f"{doc_id}.json", [AnnotatedDoc(doc_id, text, _spans(text), meta={"province": province})])
-    (tmp_path / "splits.yaml").write_text("train: [a]\ndev_block: 0.5\n", encoding="utf-8")
-    cfg = NerConfig(
-        base=str(build_tiny_bert(tmp_path / "base", [TEXT])),
-        annotations=str(gold),
-        splits=str(tmp_path / "splits.yaml"),
-        max_length=32,
-        stride=24,
-        epochs=1,
-        batch_size=4,
-        bf16=False,
-    )
+    cfg = tiny_cv_config(tmp_path, {"a": "河北省", "b": "河南省", "c": "河南省", "d": "海南省"})
     out = tmp_path / "cv"
     summary = cross_validate(cfg, out, CvPlan(group="province", k=2, keep_models=True, train_docs=1))
     assert summary["train_docs"] == 1
@@ -138,7 +129,7 @@ def test_kept_fold_models_are_rescored_without_training_and_a_sample_trains_fewe
         assert len(run["config"]["train_docs"]) == 1 and run["config"]["train_docs"][0] in fold["train"]
         assert (out / fold["name"] / "model" / "planie.json").exists()
     rescored = rescore_folds(
-        out, tmp_path / "re", str(gold), lambda m: ModelExtractor(m, section_rules=True), "re", traditional=True
+        out, tmp_path / "re", cfg.annotations, lambda m: ModelExtractor(m, section_rules=True), "re", traditional=True
     )
     assert set(rescored["systems"]) == {"model", "rules", "traditional"}
     assert rescored["rescored_from"] == str(out) and (tmp_path / "re" / "cv.md").exists()

@@ -184,16 +184,23 @@ def test_rule_labels_replace_the_model_spans_of_that_label():
     assert out == [("到2015年", "DEADLINE"), ("主要产品质量抽检合格率", "INDICATOR")]
 
 
+def span_in(text: str, piece: str, label: str, after: int = 0) -> Span:
+    """The span of the first ``piece`` in ``text`` at or after ``after``."""
+    start = text.index(piece, after)
+    return Span("x", start, start + len(piece), label, piece, 0.9)
+
+
 def test_an_indicator_after_a_clause_opening_scope_word_includes_it():
     from pipeline.extractors.span_rules import tidy_spans
 
     text = "水平提升，主要产品质量抽检合格率达到90%，不含主要成分率达到5%。"
 
-    def sp(piece, label):
-        start = text.index(piece)
-        return Span("x", start, start + len(piece), label, piece)
-
-    spans = [sp("产品质量抽检合格率", "INDICATOR"), sp("90%", "VALUE"), sp("成分率", "INDICATOR"), sp("5%", "VALUE")]
+    spans = [
+        span_in(text, "产品质量抽检合格率", "INDICATOR"),
+        span_in(text, "90%", "VALUE"),
+        span_in(text, "成分率", "INDICATOR"),
+        span_in(text, "5%", "VALUE"),
+    ]
     out = [s.text for s in tidy_spans(text, spans) if s.label == "INDICATOR"]
     assert out == ["主要产品质量抽检合格率", "成分率"]  # 不含主要 does not open its clause
 
@@ -203,19 +210,15 @@ def test_tidy_spans_trims_punctuation_and_de_at_the_edges_and_drops_one_characte
 
     text = "获得认证的无公害农产品总数量达到3000项、绿色食品1000项，（省质监局、）“浙江制造”品牌100个。"
 
-    def sp(piece, label):
-        start = text.index(piece)
-        return Span("x", start, start + len(piece), label, piece)
-
     spans = [
-        sp("的无公害农产品总数量", "INDICATOR"),
-        sp("3000项", "VALUE"),
-        sp("、绿色食品", "INDICATOR"),
-        sp("1000项，", "VALUE"),
-        sp("省质监局、", "AGENCY"),
-        sp("“浙江制造”品牌", "INDICATOR"),
-        sp("，", "ACTION"),
-        sp("获", "ACTION"),  # a piece of 获得
+        span_in(text, "的无公害农产品总数量", "INDICATOR"),
+        span_in(text, "3000项", "VALUE"),
+        span_in(text, "、绿色食品", "INDICATOR"),
+        span_in(text, "1000项，", "VALUE"),
+        span_in(text, "省质监局、", "AGENCY"),
+        span_in(text, "“浙江制造”品牌", "INDICATOR"),
+        span_in(text, "，", "ACTION"),
+        span_in(text, "获", "ACTION"),  # a piece of 获得
     ]
     out = [s.text for s in tidy_spans(text, spans)]
     assert out == ["无公害农产品总数量", "3000项", "绿色食品", "1000项", "省质监局", "“浙江制造”品牌"]
@@ -226,18 +229,14 @@ def test_tidy_spans_merges_fragments_and_enforces_indicator_rule():
 
     text = "主要农产品抽检合格率达到98%。党中央国务院加强农业。国家重点工程质量达到国际先进水平。"
 
-    def sp(piece, label, after=0):
-        start = text.index(piece, after)
-        return Span("x", start, start + len(piece), label, piece, 0.9)
-
     spans = [
-        sp("主要", "INDICATOR"),
-        sp("农产品抽检合格率", "INDICATOR"),
-        sp("98%", "VALUE"),
-        sp("党中央", "AGENCY"),
-        sp("国务院", "AGENCY"),
-        sp("农", "INDICATOR", text.index("加强")),
-        sp("国家重点工程质量", "INDICATOR"),
+        span_in(text, "主要", "INDICATOR"),
+        span_in(text, "农产品抽检合格率", "INDICATOR"),
+        span_in(text, "98%", "VALUE"),
+        span_in(text, "党中央", "AGENCY"),
+        span_in(text, "国务院", "AGENCY"),
+        span_in(text, "农", "INDICATOR", text.index("加强")),
+        span_in(text, "国家重点工程质量", "INDICATOR"),
     ]
     out = [(s.text, s.label) for s in tidy_spans(text, spans)]
     assert out == [("主要农产品抽检合格率", "INDICATOR"), ("98%", "VALUE"), ("党中央", "AGENCY"), ("国务院", "AGENCY")]
@@ -356,15 +355,11 @@ def test_unbalanced_brackets_leave_a_span_and_an_autonomous_region_keeps_its_nam
 
     text = "(责任单位:各市、县(市、区)政府)自治区人民政府、政府质量奖(含提名奖)累计40个。"
 
-    def sp(piece, label):
-        start = text.index(piece)
-        return Span("x", start, start + len(piece), label, piece)
-
     spans = [
-        sp("各市、县(市、区)政府)", "AGENCY"),
-        sp("区人民政府", "AGENCY"),
-        sp("政府质量奖(含提名奖)", "INDICATOR"),
-        sp("40个", "VALUE"),
+        span_in(text, "各市、县(市、区)政府)", "AGENCY"),
+        span_in(text, "区人民政府", "AGENCY"),
+        span_in(text, "政府质量奖(含提名奖)", "INDICATOR"),
+        span_in(text, "40个", "VALUE"),
     ]
     out = [s.text for s in tidy_spans(text, spans)]
     assert out == ["各市、县(市、区)政府", "自治区人民政府", "政府质量奖(含提名奖)", "40个"]

@@ -211,6 +211,12 @@ def training_documents(fold: Fold, plan: CvPlan, seed: int) -> list[str]:
     return sorted(random.Random(f"{seed}:{fold.name}").sample(list(fold.train), plan.train_docs))
 
 
+def fold_config(cfg: Any, fold: Fold, fold_dir: Path, plan: CvPlan, seed: int) -> Any:
+    """The run config of one fold (NER or relations): its folder, training documents and test documents."""
+    train = training_documents(fold, plan, seed)
+    return cfg.replace(output_dir=str(fold_dir), train_docs=train, test_docs=list(fold.test))
+
+
 def cross_validate(cfg: NerConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[str, Any]:
     """Per fold: train the configured NER model on the fold's train documents (dev blocks carved as
     the splits config says) and score its test documents with evaluate_extractor (entities,
@@ -224,24 +230,25 @@ def cross_validate(cfg: NerConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> di
     docs, folds = make_folds(cfg.annotations, plan, seed, out_dir)
 
     def train_and_score(fold: Fold, fold_dir: Path) -> Path:
-        train = training_documents(fold, plan, seed)
-        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=train, test_docs=list(fold.test))
-        model_dir = train_ner(fold_cfg)
+        model_dir = train_ner(fold_config(cfg, fold, fold_dir, plan, seed))
         test = [docs[d] for d in fold.test]
         title = f"{fold.name} (by {plan.group})"  # the plots' fonts lack CJK: no province names
         evaluate_extractor(test, ModelExtractor(model_dir), schema, title).write(fold_dir)
         return model_dir
 
     results = run_folds(out_dir, docs, folds, plan, train_and_score)
-    scores = {
-        name: {"model": ner_sections(m), "rules": ner_sections(m["rules_baseline"])} for name, m in results.items()
-    }
+    scores = {name: model_and_rules(m) for name, m in results.items()}
     title = f"NER cross-validation grouped by {plan.group}"
     return write_summary(out_dir, folds, scores, plan_record(folds, plan, seed), title)
 
 
 def ner_sections(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"entities": m["entities"], "relations": m["relations"], "targets": {"triples": m["targets"]}}
+
+
+def model_and_rules(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A fold's scores by system from evaluate_extractor's metrics: the model and the rules baseline."""
+    return {"model": ner_sections(metrics), "rules": ner_sections(metrics["rules_baseline"])}
 
 
 def relation_cv(cfg: RelConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[str, Any]:
@@ -254,9 +261,7 @@ def relation_cv(cfg: RelConfig, out_dir: Path, plan: CvPlan = CvPlan()) -> dict[
     docs, folds = make_folds(cfg.annotations, plan, seed, out_dir)
 
     def train_and_score(fold: Fold, fold_dir: Path) -> Path:
-        train = training_documents(fold, plan, seed)
-        fold_cfg = cfg.replace(output_dir=str(fold_dir), train_docs=train, test_docs=list(fold.test))
-        model_dir = train_relations(fold_cfg)
+        model_dir = train_relations(fold_config(cfg, fold, fold_dir, plan, seed))
         test = [docs[d] for d in fold.test]
         metrics = {
             cfg.variant: relation_scores(test, linked(test, model_linker(RelationModel(model_dir), True))),
@@ -305,7 +310,7 @@ def rescore_folds(
         report = evaluate_extractor(test, extractor, schema, fold.name, traditional=traditional)
         report.write(out_dir / fold.name)
         metrics = report.full_metrics()
-        scores[fold.name] = {"model": ner_sections(metrics), "rules": ner_sections(metrics["rules_baseline"])}
+        scores[fold.name] = model_and_rules(metrics)
         if traditional:
             scores[fold.name]["traditional"] = ner_sections(metrics["variant:traditional"])
     plan = {"group": record["group"], "k": record["k"], "seed": record["seed"], "rescored_from": str(cv_dir)}

@@ -120,7 +120,11 @@ def _trimmed(text: str, span: Span) -> Span | None:
         if inside.startswith(opening) and inside.count(opening) > inside.count(closing):
             start += 1
     if span.label == "AGENCY":
-        start = next((start - len(w) + 1 for w in AUTONOMOUS if text.startswith(w, start - len(w) + 1)), start)
+        for word in AUTONOMOUS:  # the span starts on the word's last character (区 of 自治区)
+            opened = start - len(word) + 1
+            if opened >= 0 and text.startswith(word, opened):
+                start = opened
+                break
     if (start, end) == (span.start, span.end):
         return span
     return Span(span.id, start, end, span.label, text[start:end], span.score) if start < end else None
