@@ -7,6 +7,8 @@ font file needed), so the text layer is real CJK text that pdfium has to map bac
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,20 @@ def test_lines_join_unless_a_paragraph_starts() -> None:
     assert [ln.text for ln in laid] == ["Quality", "ISO 9001", "标准达到7", "5%。", "新段落"]
     assert paragraphs_of(laid) == ["Quality ISO 9001标准达到75%。", "新段落"]
     assert paragraphs_of([LaidLine("一", False, False, False), LaidLine("二", True, False, False)]) == ["一", "二"]
+
+
+def test_pdfs_read_by_several_threads_at_once_do_not_crash_the_process(tmp_path: Path) -> None:
+    """pdfium is not thread-safe and `planie extract` reads documents in a thread pool: without the lock
+    this child process dies of heap corruption (SIGSEGV or SIGABRT) within a few rounds."""
+    pdf = make_pdf(tmp_path / "long.pdf", [[(72, 800 - 18 * i, LINE_1) for i in range(40)]] * 5)
+    child = f"""
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from pipeline.core.pdf import pdf_lines
+data = Path({str(pdf)!r}).read_bytes()
+with ThreadPoolExecutor(4) as pool:
+    for _ in range(10):
+        assert len(set(map(len, pool.map(lambda _: pdf_lines(data, "long.pdf"), range(8))))) == 1
+"""
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,10 @@ _PARAGRAPH_END = ("。", "：", "；", "！", "？", ":", ";", "!", "?", "”", 
 
 
 Box = tuple[float, float, float, float]
+
+# pdfium is not thread-safe (pypdfium2 does not lock): documents are read by a thread pool, so every
+# pdfium call of the process goes through this lock, or two PDFs read at once corrupt the heap.
+_PDFIUM = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -125,20 +130,31 @@ def _open(data: bytes, source: str):  # noqa: ANN202
 
 def pdf_lines(data: bytes, source: str) -> list[LaidLine]:
     """Every page's lines in reading order with their paragraph marks."""
-    pdf = _open(data, source)
     out: list[LaidLine] = []
-    try:
-        for page in pdf:
-            textpage = page.get_textpage()
-            text = textpage.get_text_range()
-            boxes = [textpage.get_charbox(i) for i in range(textpage.count_chars())]
-            if len(boxes) != len(text):  # characters outside the BMP: no per-character geometry
-                out += [LaidLine(t.strip(), True, True, True) for t in text.splitlines() if t.strip()]
-                continue
+    for text, boxes in _pages(data, source):
+        if len(boxes) != len(text):  # characters outside the BMP: no per-character geometry
+            out += [LaidLine(t.strip(), True, True, True) for t in text.splitlines() if t.strip()]
+        else:
             out += lay_out(page_lines(text, boxes), char_width(text, boxes))
-    finally:
-        pdf.close()
     return out
+
+
+def _pages(data: bytes, source: str) -> list[tuple[str, list[Box]]]:
+    """Each page's text and character boxes; every pdfium object is closed before the lock is released."""
+    with _PDFIUM:
+        pdf = _open(data, source)
+        pages = []
+        try:
+            for i in range(len(pdf)):
+                page = pdf[i]
+                textpage = page.get_textpage()
+                boxes = [textpage.get_charbox(k) for k in range(textpage.count_chars())]
+                pages.append((textpage.get_text_range(), boxes))
+                textpage.close()
+                page.close()
+        finally:
+            pdf.close()
+    return pages
 
 
 def pdf_text(data: bytes, source: str) -> str:
