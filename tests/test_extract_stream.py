@@ -37,6 +37,21 @@ def test_iter_predict_is_predict(tiny: Path, chunk_pieces: int) -> None:
     assert streamed == model.predict(TEXTS)
 
 
+def test_the_first_text_is_out_before_the_model_runs_on_the_next(tiny: Path) -> None:
+    """The first chunk ends with the first text, and the text is yielded as soon as that chunk has run."""
+    from pipeline.extractors.ner import NerModel
+
+    model = NerModel(tiny, precision="fp32")
+    texts = [TEXTS[0], TEXTS[2] * 3]  # both fit in one chunk of the default size
+    forward, runs = model.forward, []
+    model.forward = lambda ids, mask: runs.append(len(ids)) or forward(ids, mask)
+    stream = model.iter_predict(texts)
+    first = next(stream)
+    assert len(runs) == 1 and first == model.predict(texts[:1])[0]
+    rest = list(stream)
+    assert len(runs) == 3 and [first, *rest] == model.predict(texts)
+
+
 class WatchingExtractor:
     """Rules spans, streamed; before giving document k it reads the journal, which must hold k records."""
 

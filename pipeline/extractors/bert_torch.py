@@ -46,12 +46,28 @@ class TokenClassifierOutput:
     logits: torch.Tensor
 
 
+class Linear(nn.Linear):
+    """An ``nn.Linear`` built without random initialisation: every weight is read from the model file right
+    after, and ``load_bert_token_classifier`` then makes it a plain ``nn.Linear`` (int8 quantisation maps
+    modules by exact type)."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
+class Embedding(nn.Embedding):
+    """An ``nn.Embedding`` built without random initialisation, as ``Linear``."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 class Embeddings(nn.Module):
     def __init__(self, c: dict[str, Any]) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(c["vocab_size"], c["hidden_size"], padding_idx=c.get("pad_token_id"))
-        self.position_embeddings = nn.Embedding(c["max_position_embeddings"], c["hidden_size"])
-        self.token_type_embeddings = nn.Embedding(c.get("type_vocab_size", 2), c["hidden_size"])
+        self.word_embeddings = Embedding(c["vocab_size"], c["hidden_size"], padding_idx=c.get("pad_token_id"))
+        self.position_embeddings = Embedding(c["max_position_embeddings"], c["hidden_size"])
+        self.token_type_embeddings = Embedding(c.get("type_vocab_size", 2), c["hidden_size"])
         self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c.get("layer_norm_eps", 1e-12))
         self.register_buffer("position_ids", torch.arange(c["max_position_embeddings"]).expand((1, -1)), False)
         self.register_buffer("token_type_ids", torch.zeros(self.position_ids.size(), dtype=torch.long), False)
@@ -72,9 +88,9 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.head_size = c["hidden_size"] // c["num_attention_heads"]
         self.scaling = self.head_size**-0.5
-        self.query = nn.Linear(c["hidden_size"], c["hidden_size"])
-        self.key = nn.Linear(c["hidden_size"], c["hidden_size"])
-        self.value = nn.Linear(c["hidden_size"], c["hidden_size"])
+        self.query = Linear(c["hidden_size"], c["hidden_size"])
+        self.key = Linear(c["hidden_size"], c["hidden_size"])
+        self.value = Linear(c["hidden_size"], c["hidden_size"])
 
     def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         input_shape = hidden_states.shape[:-1]
@@ -94,7 +110,7 @@ class DenseNorm(nn.Module):
 
     def __init__(self, c: dict[str, Any], width: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(width, c["hidden_size"])
+        self.dense = Linear(width, c["hidden_size"])
         self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=c.get("layer_norm_eps", 1e-12))
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
@@ -114,7 +130,7 @@ class Attention(nn.Module):
 class Intermediate(nn.Module):
     def __init__(self, c: dict[str, Any]) -> None:
         super().__init__()
-        self.dense = nn.Linear(c["hidden_size"], c["intermediate_size"])
+        self.dense = Linear(c["hidden_size"], c["intermediate_size"])
         self.act = ACTIVATIONS[c.get("hidden_act", "gelu")]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -163,7 +179,7 @@ class BertTokenClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.bert = Bert(config)
-        self.classifier = nn.Linear(config["hidden_size"], len(config["id2label"]))
+        self.classifier = Linear(config["hidden_size"], len(config["id2label"]))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> TokenClassifierOutput:
         return TokenClassifierOutput(self.classifier(self.bert(input_ids, attention_mask)))
@@ -187,4 +203,7 @@ def load_bert_token_classifier(model_dir: Path) -> tuple[BertTokenClassifier, di
     if set(tensors) != set(model.state_dict()):  # the buffers are not in the state dict (not persistent)
         return None
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
+    for module in model.modules():  # every weight is loaded: from here on plain torch modules
+        if type(module) in (Linear, Embedding):
+            module.__class__ = module.__class__.__bases__[0]
     return model.eval(), crf

@@ -126,6 +126,7 @@ class ParagraphProbs:
     paragraph: Segment
     pieces: list
     probs: Any  # numpy array [pieces, labels]
+    texts_done: int  # the texts before this index are complete with this paragraph
 
 
 class NerModel:
@@ -192,7 +193,8 @@ class NerModel:
     def iter_paragraph_probabilities(self, texts: Sequence[str]) -> Iterator[ParagraphProbs]:
         """As paragraph_probabilities, streamed: paragraphs are tokenised and run in chunks of at most
         ``chunk_pieces`` pieces (a longer paragraph is a chunk of its own), so memory is bounded by the
-        chunk, not by the length of a document, as long as the caller keeps only what it needs."""
+        chunk, not by the length of a document, as long as the caller keeps only what it needs. The first
+        chunk also ends with the first text, so that a run's first record does not wait for the next text."""
         from pipeline.core.alignment import windows
 
         max_pieces = self.meta["max_length"] - 2
@@ -200,24 +202,28 @@ class NerModel:
         paras: list[tuple[int, Segment, list]] = []
         jobs: list[tuple[int, int, int]] = []  # (paragraph index in the chunk, window start, window end)
         size = 0
+        first_done = False  # the first chunk has run
 
-        def flush() -> Iterator[ParagraphProbs]:
+        def flush(done: int) -> Iterator[ParagraphProbs]:
+            """The chunk's paragraphs; the texts before ``done`` are complete after its last one."""
             probs = self._run(jobs, [(ti, pieces) for ti, _, pieces in paras])
-            yield from (ParagraphProbs(ti, para, pieces, p) for (ti, para, pieces), p in zip(paras, probs, strict=True))
+            last = len(paras) - 1
+            for i, ((ti, para, pieces), p) in enumerate(zip(paras, probs, strict=True)):
+                yield ParagraphProbs(ti, para, pieces, p, done if i == last else ti)
 
         for ti, text in enumerate(texts):
             for para in paragraphs(text):
                 pieces = self.tok.pieces(text, para.start, para.end)
                 if not pieces:
                     continue
-                if paras and size + len(pieces) > self.chunk_pieces:
-                    yield from flush()
-                    paras, jobs, size = [], [], 0
+                if paras and (size + len(pieces) > self.chunk_pieces or (ti > 0 and not first_done)):
+                    yield from flush(ti)
+                    paras, jobs, size, first_done = [], [], 0, True
                 jobs += [(len(paras), a, b) for a, b in windows(pieces, max_pieces, stride)]
                 paras.append((ti, para, pieces))
                 size += len(pieces)
         if paras:
-            yield from flush()
+            yield from flush(len(texts))
 
     def predict(self, texts: Sequence[str], viterbi: bool = True) -> list[list[Span]]:
         """Character spans per text: label sequence per paragraph (BIO-constrained Viterbi, with the
@@ -250,6 +256,9 @@ class NerModel:
             labels = [self.id2label[int(i)] for i in best]
             scores = [float(s) for s in para.probs.max(-1)]
             spans.extend(decode_spans(texts[para.text_index], para.pieces, labels, scores))
+            while current < para.texts_done:  # complete now: out before the next chunk runs
+                yield finish(current, spans)
+                current, spans = current + 1, []
         while current < len(texts):
             yield finish(current, spans)
             current, spans = current + 1, []
