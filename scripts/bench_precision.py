@@ -49,6 +49,8 @@ REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
 sys.path.insert(0, str(REPO))
 
+from pipeline.core.defaults import DEFAULT_BATCH_SIZE  # noqa: E402
+
 DEFAULT = "bf16"
 VARIANTS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
 HELDOUT = ("003_", "004_")
@@ -380,7 +382,7 @@ def main() -> None:
     p.add_argument("--chars", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     p.add_argument("--chunk-pieces", type=int, default=16384)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--model", default=str(REPO / "models" / "planie-ner"))

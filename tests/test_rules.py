@@ -55,6 +55,45 @@ def test_task_paragraph_with_assignment_from_hebei_2016():
     }
 
 
+def _responsibility(text: str, marked: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
+    """(agency, action) pairs the rules linker gives for spans marked as (piece, label, occurrence)."""
+    spans = []
+    for i, (piece, label, nth) in enumerate(marked):
+        start = -1
+        for _ in range(nth + 1):
+            start = text.index(piece, start + 1)
+        spans.append(Span(f"T{i}", start, start + len(piece), label, piece))
+    by_id = {s.id: s.text for s in spans}
+    return {(by_id[r.head], by_id[r.tail]) for r in link_rules(text, spans) if r.label == "responsible_for"}
+
+
+def test_assignment_lines_after_attribute_lines_belong_to_the_item() -> None:
+    text = (
+        "（一）举办“质量月”宣传活动。围绕商场、社区开展质量宣传。\n活动时间:9月\n活动地点:全市\n"
+        "牵头部门:质监股\n配合部门:食药股、各分局\n（二）开展计量服务活动。"
+    )
+    marked = [("举办", "ACTION", 0), ("开展", "ACTION", 0), ("质监股", "AGENCY", 0), ("食药股", "AGENCY", 0)]
+    marked += [("各分局", "AGENCY", 0), ("开展", "ACTION", 1)]
+    assert _responsibility(text, marked) == {("质监股", "举办"), ("食药股", "举办"), ("各分局", "举办")}
+
+
+def test_a_group_heading_above_a_numbered_item_does_not_take_its_links() -> None:
+    text = "（一）提升产品质量\n1.加强产品可靠性设计，提高产品档次。\n省质监局、省科技厅负责落实。"
+    marked = [("提升", "ACTION", 0), ("加强", "ACTION", 0), ("省质监局", "AGENCY", 0), ("省科技厅", "AGENCY", 0)]
+    assert _responsibility(text, marked) == {("省质监局", "加强"), ("省科技厅", "加强")}
+
+
+def test_task_table_rows_link_their_responsibility_cells() -> None:
+    text = (
+        "序号\n\n内容与要求\n\n进展情况\n\n责任单位\n\n1\n\n加强数据监测，确保增长7%左右。\n\n"
+        "1-2月指标实现正增长。\n\n市发改委\n\n2\n\n推进项目攻坚。\n\n已安排36个项目。\n\n市发改委、市财政局\n"
+    )
+    marked = [("加强", "ACTION", 0), ("市发改委", "AGENCY", 0), ("推进", "ACTION", 0), ("市发改委", "AGENCY", 1)]
+    marked += [("市财政局", "AGENCY", 0)]
+    assert _responsibility(text, marked) == {("市发改委", "加强"), ("市发改委", "推进"), ("市财政局", "推进")}
+    assert len(_responsibility(text, marked[:1] + marked[2:])) == 2  # an agency-less cell links nothing
+
+
 def test_no_spans_in_titles_dates_or_plan_periods():
     found = _labelled("根据国务院颁布的《质量发展纲要（2011-2020年）》要求，特制定本规划。\n2012年11月1日")
     assert not any(label in ("DEADLINE", "VALUE") for label, _ in found)

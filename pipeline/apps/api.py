@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
 from pipeline.core.documents import Document
 from pipeline.extractors.extract import BATCH_DOCS, DEFAULT_MODEL, Extractor, extract_batches, load_extractor
 from pipeline.extractors.records import extraction_record
@@ -51,8 +52,8 @@ def load(
     *,
     relations: str | Path | None = None,
     device: str = "cpu",
-    batch_size: int = 32,
-    precision: str = "bf16",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: str = DEFAULT_PRECISION,
 ) -> Planie:
     """The shipped model (``models/planie-ner`` of this checkout) by default; a trained model folder, or
     ``"rules"`` for the baseline. The options are those of ``planie extract``; a missing model is a

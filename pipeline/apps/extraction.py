@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.apps.batch import DOCSET_NAME, RunSummary, run_extraction
+from pipeline.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
 from pipeline.core.errors import InputError, MissingModelError, UsageError
 from pipeline.core.inputs import DocumentSet
 from pipeline.core.outdir import locked_out_dir
@@ -23,8 +24,8 @@ class ExtractOptions:
     model: str = "rules"
     relations: str | None = None
     device: str = "cpu"
-    batch_size: int = 32
-    precision: str = "bf16"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    precision: str = DEFAULT_PRECISION
     workers: int = 1
     resume: bool = False
     progress: bool = True

@@ -17,7 +17,7 @@ from pipeline.cli.cv import add_cv_options
 from pipeline.cli.encoder import add_encoder_commands
 from pipeline.cli.labelstudio import add_ls_commands
 from pipeline.cli.relations import add_relation_commands
-from pipeline.core.defaults import DEFAULT_MODEL, DEFAULT_SCHEMA_PATH
+from pipeline.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PRECISION, DEFAULT_SCHEMA_PATH
 from pipeline.core.errors import EXIT_CODES_HELP, InputError, PlanieError, UsageError
 from pipeline.extractors.precision import PRECISION_HELP, PRECISIONS
 
@@ -333,11 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
         "else the rules linker)",
     )
     p.add_argument(
-        "--batch-size", type=positive_int, default=32, help="windows per forward pass (default: %(default)s)"
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help="windows per forward pass (default: %(default)s)",
     )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--workers", type=positive_int, default=2, help="threads reading and decoding documents")
-    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -416,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for report.md, metrics.json and PNG plots")
     p.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--precision", default="bf16", choices=PRECISIONS, help=PRECISION_HELP)
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     _add_schema_arg(p)
     p.set_defaults(func=cmd_evaluate)

@@ -33,11 +33,13 @@ class Segment:
 
 @dataclass(frozen=True)
 class TaskItem:
-    """A paragraph plus an immediately following line that only assigns responsibility."""
+    """A paragraph plus an immediately following line that only assigns responsibility; or the cells of
+    one row of a task table with a responsibility column (``table_row``)."""
 
     start: int
     end: int
     paragraphs: tuple[Segment, ...]
+    table_row: bool = False
 
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -229,12 +231,18 @@ _ASSIGN_WORD = re.compile(r"牵头|负责|配合|参与|分工")
 _PARENTHESISED = re.compile(r"[（(](?:[^（）()]|[（(][^（）()]*[）)])*[）)][。；;]?")
 
 
+# a label naming who is responsible: 责任单位, 牵头部门, 配合单位, 协助部门 … (a line prefix or a table column)
+RESPONSIBILITY_LABEL = re.compile(r"(?:责任|牵头|配合|协助|协办|参与)(?:单位|部门|处室)")
+_RESPONSIBILITY_PREFIX = re.compile(RESPONSIBILITY_LABEL.pattern + r"[:：]")
+
+
 def is_assignment_line(line: str) -> bool:
-    """A line that only assigns responsibility: （省质监局牵头，各有关部门配合）, 由…牵头，…配合。, 责任单位：…"""
+    """A line that only assigns responsibility: （省质监局牵头，各有关部门配合）, 由…牵头，…配合。, 责任单位：…,
+    牵头部门：…"""
     line = line.strip()
     if not line or len(line) > 400 or not _ASSIGN_WORD.search(line):
-        return bool(re.match(r"(?:责任单位|牵头单位|配合单位|责任部门)[:：]", line))
-    if re.match(r"(?:责任单位|牵头单位|配合单位|责任部门)[:：]", line) or _PARENTHESISED.fullmatch(line):
+        return bool(_RESPONSIBILITY_PREFIX.match(line))
+    if _RESPONSIBILITY_PREFIX.match(line) or _PARENTHESISED.fullmatch(line):
         return True
     return (
         bool(re.match(r"由?[^，,。；;]{2,200}(?:牵头|负责)(?:落实|实施)?(?:[，,；;。]|$)", line))
@@ -243,23 +251,87 @@ def is_assignment_line(line: str) -> bool:
 
 
 def task_items(text: str) -> list[TaskItem]:
-    """Task items: a paragraph plus the lines right after it that only assign responsibility; a
-    numbered sub-heading line ((一)加强组织领导。) directly above a body paragraph belongs to it."""
+    """Task items: a paragraph plus the lines right after it that only assign responsibility (short
+    attribute lines such as 活动时间：9月 may come between); a numbered sub-heading line ((一)加强组织领导。)
+    directly above an unnumbered body paragraph belongs to it; each row of a task table with a
+    responsibility column is an item of its own (``table_rows``)."""
     paras = paragraphs(text)
+    rows = table_rows(paras)
     items: list[TaskItem] = []
     i = 0
     while i < len(paras):
-        group = [paras[i]]
-        if _is_sub_heading(paras[i].text) and i + 1 < len(paras) and not is_heading(paras[i + 1].text):
-            if not is_assignment_line(paras[i + 1].text):
-                group.append(paras[i + 1])
-                i += 1
-        while i + 1 < len(paras) and is_assignment_line(paras[i + 1].text) and not is_assignment_line(group[0].text):
-            group.append(paras[i + 1])
-            i += 1
-        items.append(TaskItem(group[0].start, group[-1].end, tuple(group)))
-        i += 1
+        end = rows.get(i) or _item_end(paras, i, rows)
+        items.append(TaskItem(paras[i].start, paras[end - 1].end, tuple(paras[i:end]), table_row=i in rows))
+        i = end
     return items
+
+
+def _item_end(paras: Sequence[Segment], i: int, rows: dict[int, int]) -> int:
+    """The index after the task item that starts with paragraph ``i``."""
+    end = i + 1
+    if _is_sub_heading(paras[i].text) and end < len(paras) and _is_body(paras[end].text):
+        end += 1
+    if is_assignment_line(paras[i].text):
+        return end
+
+    def free(k: int) -> bool:
+        return k < len(paras) and k not in rows
+
+    j = end
+    while free(j) and _ATTRIBUTE_LINE.fullmatch(paras[j].text) and not is_assignment_line(paras[j].text):
+        j += 1
+    if not (free(j) and is_assignment_line(paras[j].text)):
+        return end
+    while free(j) and (is_assignment_line(paras[j].text) or _ATTRIBUTE_LINE.fullmatch(paras[j].text)):
+        j += 1
+    return j
+
+
+# 活动时间：9月, 完成时限：2024年底: an attribute of the task item above it, not a paragraph of its own
+_ATTRIBUTE_LINE = re.compile(r"[\u4e00-\u9fff]{2,6}[:：][^:：。；;]{1,30}")
+_ROW_NUMBER = re.compile(r"\d{1,3}")
+_MAX_HEADER_CELL = 12
+
+
+def table_rows(paras: Sequence[Segment]) -> dict[int, int]:
+    """The rows of task tables whose cells were flattened one per line (as web pages give them): a header
+    that starts with 序号 and has a responsibility column (责任单位, 牵头部门…), then rows that each start
+    with their serial number 1, 2, 3…; a row runs to the next number or the next heading. Returns the
+    index of each row's number line -> the index after its last cell."""
+    rows: dict[int, int] = {}
+    i = 0
+    while i < len(paras):
+        header = _table_header_end(paras, i)
+        if header is None:
+            i += 1
+            continue
+        i, expected = header, 1
+        while i < len(paras) and paras[i].text == str(expected):
+            end = i + 1
+            while end < len(paras) and paras[end].text != str(expected + 1) and not is_heading(paras[end].text):
+                end += 1
+            rows[i], i, expected = end, end, expected + 1
+    return rows
+
+
+def _table_header_end(paras: Sequence[Segment], i: int) -> int | None:
+    """The index after a table header starting at ``i`` (序号, short column names, one of them naming the
+    responsible bodies, then the row number 1), or None."""
+    if paras[i].text != "序号":
+        return None
+    j = i + 1
+    while j < len(paras) and len(paras[j].text) <= _MAX_HEADER_CELL and not _ROW_NUMBER.fullmatch(paras[j].text):
+        j += 1
+    cells = [p.text for p in paras[i + 1 : j]]
+    if j < len(paras) and paras[j].text == "1" and any(RESPONSIBILITY_LABEL.search(c) for c in cells):
+        return j
+    return None
+
+
+def _is_body(line: str) -> bool:
+    """A paragraph a sub-heading above it belongs to: not a heading, not numbered itself (then the
+    sub-heading heads a group of items), not an assignment line."""
+    return not (is_heading(line) or _HEADING_NUMBER.match(line.strip()) or is_assignment_line(line))
 
 
 def _is_sub_heading(line: str) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.core.annotations import AnnotatedDoc, Relation, Span
+from pipeline.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
 from pipeline.core.defaults import DEFAULT_MODEL as DEFAULT_MODEL  # the shipped model
 from pipeline.core.documents import Document
 from pipeline.core.errors import MissingModelError, UsageError
@@ -51,8 +52,8 @@ class ModelExtractor:
         self,
         model_dir: Path,
         device: str = "cpu",
-        batch_size: int = 32,
-        precision: str = "bf16",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        precision: str = DEFAULT_PRECISION,
         relations: str | Path | None = None,
         section_rules: bool | None = None,
     ) -> None:
@@ -105,7 +106,11 @@ def check_model_arg(model: str, relations: str | None = None, device: str = "cpu
 
 
 def load_extractor(
-    model: str, device: str = "cpu", batch_size: int = 32, precision: str = "bf16", relations: str | None = None
+    model: str,
+    device: str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: str = DEFAULT_PRECISION,
+    relations: str | None = None,
 ) -> Extractor:
     """'rules' or a trained model folder (``relations``: see ModelExtractor); a MissingModelError otherwise."""
     check_model_arg(model, relations, device)

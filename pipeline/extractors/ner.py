@@ -14,6 +14,7 @@ from pipeline.core.alignment import (
     decode_spans,
 )
 from pipeline.core.annotations import Span
+from pipeline.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_PRECISION
 from pipeline.core.documents import Segment, paragraphs
 from pipeline.core.errors import MissingModelError
 from pipeline.extractors.model_files import MODEL_META
@@ -136,8 +137,8 @@ class NerModel:
         self,
         model_dir: str | Path,
         device: str = "cpu",
-        batch_size: int = 32,
-        precision: str = "bf16",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        precision: str = DEFAULT_PRECISION,
         section_rules: bool | None = None,
     ) -> None:
         """``section_rules``: drop spans in the section kinds the schema rules out for their label

@@ -29,12 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pipeline.core.defaults import DEFAULT_PRECISION
+
 if TYPE_CHECKING:  # numpy is imported where it runs: the command line reads PRECISIONS without it
     import numpy as np
 
 PRECISIONS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
 ONNX_PRECISIONS = ("onnx", "onnx-int8")
-FALLBACK = "bf16"
+FALLBACK = DEFAULT_PRECISION
 EXPORT_FORMAT = 1  # bump when the export or quantisation recipe changes: cached files are then stale
 OPSET = 17
 INSTALL_HINT = "pip install -e '.[onnx]'"

@@ -112,14 +112,33 @@ def assignment_regions(text: str, item: TaskItem) -> list[tuple[int, int]]:
     return regions
 
 
+_BETWEEN_AGENCIES = re.compile(r"[\s、，,；;/和及与]*")
+
+
+def agency_cells(item: TaskItem, spans: Sequence[Span]) -> list[tuple[int, int]]:
+    """The cells of a task-table row that hold only AGENCY spans (the responsibility columns)."""
+    cells = []
+    for cell in item.paragraphs[1:]:  # the first is the row number
+        agencies = [s for s in spans if s.label == "AGENCY" and cell.start <= s.start and s.end <= cell.end]
+        rest, at = [], cell.start
+        for a in sorted(agencies, key=lambda s: s.start):
+            rest.append(cell.text[at - cell.start : a.start - cell.start])
+            at = max(at, a.end)
+        rest.append(cell.text[at - cell.start :])
+        if agencies and _BETWEEN_AGENCIES.fullmatch("".join(rest)):
+            cells.append((cell.start, cell.end))
+    return cells
+
+
 def link_responsibility(text: str, spans: Sequence[Span]) -> list[Relation]:
-    """responsible_for: agencies named in an explicit assignment -> the item's first ACTION."""
+    """responsible_for: agencies named in an explicit assignment (or in the responsibility cells of a
+    task-table row) -> the item's first ACTION."""
     rels: list[Relation] = []
     for item in task_items(text):
-        regions = assignment_regions(text, item)
+        inside = [s for s in spans if item.start <= s.start < item.end]
+        regions = agency_cells(item, inside) if item.table_row else assignment_regions(text, item)
         if not regions:
             continue
-        inside = [s for s in spans if item.start <= s.start < item.end]
         assigned = {s.id for s in inside if any(a <= s.start and s.end <= b for a, b in regions)}
         actions = [s for s in inside if s.label == "ACTION" and s.id not in assigned]
         if actions:
