@@ -23,6 +23,7 @@ from pipeline.core.documents import (
 )
 from pipeline.core.files import json_files
 from pipeline.core.schema import Schema, label_studio_config
+from pipeline.extractors.extract import iter_extract
 
 
 def model_version(extractor: Any) -> str:
@@ -142,18 +143,23 @@ def ensure_project(client: LabelStudioClient, title: str, label_config: str) -> 
     return project, False, False
 
 
-def document_specs(documents: Sequence[Document], extractor: Any | None) -> list[TaskSpec]:
-    """Whole-document tasks, with the extractor's predictions if one is given."""
-    preds = extractor.predict([d.text for d in documents]) if extractor is not None else [None] * len(documents)
+def document_specs(documents: Sequence[Document], extractor: Any | None, progress: bool = True) -> list[TaskSpec]:
+    """Whole-document tasks, with the extractor's predictions if one is given (a progress bar on stderr
+    while the model pre-annotates)."""
+    if extractor is None:
+        return [TaskSpec(task_data(doc)) for doc in documents]
+    from tqdm import tqdm
+
     specs = []
-    for doc, pred in zip(documents, preds, strict=True):
-        data = {"text": doc.text, "doc_id": doc.doc_id, "source": doc.source}
-        if pred is None:
-            specs.append(TaskSpec(data))
-        else:
-            spans, relations = pred
-            specs.append(TaskSpec(data, prediction_items(spans, relations), mean_score(spans)))
+    for doc in tqdm(
+        iter_extract(documents, extractor), total=len(documents), unit="doc", desc="pre-annotate", disable=not progress
+    ):
+        specs.append(TaskSpec(task_data(doc), prediction_items(doc.spans, doc.relations), mean_score(doc.spans)))
     return specs
+
+
+def task_data(doc: Document | AnnotatedDoc) -> dict[str, Any]:
+    return {"text": doc.text, "doc_id": doc.doc_id, "source": doc.source}
 
 
 def gold_coverage(paths: Sequence[str | Path]) -> dict[str, list[tuple[int, int]] | None]:
