@@ -50,6 +50,7 @@ SEEDS = REPO.parent / "shared" / "seeds"
 sys.path.insert(0, str(REPO))
 
 from pipeline.core.defaults import DEFAULT_BATCH_SIZE  # noqa: E402
+from pipeline.extractors.precision import INSTALL_HINT, onnxruntime_available  # noqa: E402
 
 DEFAULT = "bf16"
 VARIANTS = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
@@ -430,6 +431,8 @@ def main() -> None:
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
     variants = args.variants.split(",")
+    if any(v.startswith("onnx") for v in variants) and not onnxruntime_available():
+        raise SystemExit(f"the onnx variants need onnxruntime: {INSTALL_HINT} (or --variants fp32,bf16,int8)")
     onnx_build = prepare(args) if any(v.startswith("onnx") for v in variants) else {}
     tmp = Path(tempfile.mkdtemp(prefix="bench_precision_"))
     try:
