@@ -13,7 +13,6 @@ from pydantic import Field
 
 from pipeline.core.annotations import AnnotatedDoc, load_gold, load_gold_dir
 from pipeline.core.config import Config
-from pipeline.core.defaults import CV_GROUPS
 from pipeline.core.documents import paragraphs
 from pipeline.core.errors import InputError, UsageError
 from pipeline.core.files import json_files
@@ -107,9 +106,6 @@ def relation_splits(cfg: SplitSource) -> tuple[list[AnnotatedDoc], list[Annotate
     train = [with_relations(d, full[d.doc_id]) for d in splits.train]
     dev = [with_relations(d, full[d.doc_id]) for d in splits.dev]
     return train, dev, list(splits.test)
-
-
-GROUPS = CV_GROUPS  # cross-validation groups: each document alone, or data.meta.province
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def ensure_project(client: LabelStudioClient, title: str, label_config: str) -> 
     return project, False, False
 
 
-def document_specs(documents: Sequence[Document], extractor: Any | None, progress: bool = True) -> list[TaskSpec]:
+def document_specs(documents: Sequence[Document], extractor: Any | None) -> list[TaskSpec]:
     """Whole-document tasks, with the extractor's predictions if one is given (a progress bar on stderr
     while the model pre-annotates)."""
     if extractor is None:
@@ -151,9 +151,7 @@ def document_specs(documents: Sequence[Document], extractor: Any | None, progres
     from tqdm import tqdm
 
     specs = []
-    for doc in tqdm(
-        iter_extract(documents, extractor), total=len(documents), unit="doc", desc="pre-annotate", disable=not progress
-    ):
+    for doc in tqdm(iter_extract(documents, extractor), total=len(documents), unit="doc", desc="pre-annotate"):
         specs.append(TaskSpec(task_data(doc), prediction_items(doc.spans, doc.relations), mean_score(doc.spans)))
     return specs
 
