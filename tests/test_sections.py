@@ -233,7 +233,7 @@ def test_the_model_meta_turns_the_step_on_and_the_constructor_overrides_it(tiny_
         _span(PLAN, "培育", "ACTION"),
         _span(PLAN, "加强", "ACTION", PLAN.index("三、")),
     ]
-    monkeypatch.setattr(ner, "tidy_spans", lambda text, spans: list(fixed))
+    monkeypatch.setattr(ner, "tidy_spans", lambda text, spans, words: list(fixed))
     meta_path = tiny_model / "planie.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     assert "section_rules" not in meta

@@ -153,6 +153,7 @@ class NerModel:
         self.section_rules = bool(self.meta.get("section_rules", False)) if section_rules is None else section_rules
         check_precision(precision)
         self.tok = PieceTokenizer(load_tokenizer(self.model_dir))  # without transformers: no torch import
+        self.words = self.tok.words()  # for the span rules: where words start
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
@@ -241,7 +242,7 @@ class NerModel:
         rule_labels = set(self.meta.get("rule_labels", ()))
 
         def finish(ti: int, spans: list[Span]) -> list[Span]:
-            tidy = tidy_spans(texts[ti], spans)
+            tidy = tidy_spans(texts[ti], spans, self.words)
             if rule_labels:
                 tidy = with_rule_spans(tidy, texts[ti], rule_labels)
             if self.section_rules:

@@ -23,6 +23,17 @@ QUAL = r"(?:以上|以下|左右|以内)"
 VALUE_RE = re.compile(rf"{NUM}(?:\s*[-~—至到]\s*{NUM})?{UNIT}{QUAL}?|\d+(?:\.\d+)?{QUAL}")
 
 
+# the whole extent of a number expression, for a VALUE the model found (pipeline.extractors.span_rules):
+# 21.47件, 10万次以上, 1%至2%, 22万元/人, 5个百分点
+NUMBER = r"(?:\d+(?:\.\d+)?[万亿千百]?|[一二三四五六七八九十百千万两]+)"
+VALUE_EXTENT = re.compile(
+    rf"{NUMBER}{UNIT}?(?:\s*[-~—至到]\s*{NUMBER})?{UNIT}(?:/[\u4e00-\u9fff])?{QUAL}?|\d+(?:\.\d+)?{QUAL}"
+)
+
+
+INDICATOR_STOP = re.compile(r"[，,；;。：:、！!？?（）()“”\"《》\s]|力争|确保|全省|全市|以及|其中|均|分别|稳步|逐步")
+
+
 TARGET_VERB = (
     r"(?:达到|达|超过|稳定在|保持在|控制在|提高到|提升到|提高|提升|增长|下降|降低|降至|减少|不低于|不少于|不超过|低于|高于"
     r"|增加|新增|培育|创建|建成|建设|制修订|制定|修订|打造|认定|争创|突破|为)"
@@ -32,9 +43,8 @@ TARGET_VERB = (
 VALUE_CONTEXT = re.compile(rf"{TARGET_VERB}(?:到|至)?(?:了)?\s*$")
 
 
-INDICATOR_STOP = re.compile(r"[，,；;。：:、！!？?（）()“”\"《》\s]|力争|确保|全省|全市|以及|其中|均|分别|稳步|逐步")
-
-
+# a bare year opening a clause and followed by a comma or a target verb (2023年，… / 2012年培育…): in a goals
+# section, the deadline of the staged targets that follow (annotations/GUIDELINES.md, Targets and deadlines)
 DEADLINE_RE = re.compile(
     r"(?:到|至|截至|截止到)\s*(?:“十[一二三四五]五”末|\d{4}\s*年(?:\d{1,2}月)?(?:底|末)?(?:前)?)"
     r"|(?:从|自)\d{4}年(?:\d{1,2}月)?起"
@@ -42,6 +52,7 @@ DEADLINE_RE = re.compile(
     r"|\d{4}年(?:\d{1,2}月)?起"
     r"|(?:今年)?年底前|年内|上半年|下半年"
     r"|\d{4}年(?=(?:底|内)?(?:完成|实现|建成|启动|出台|制定|开展|全面|基本|力争|争取|底))"
+    rf"|(?<![^\n。；;，,\s])\d{{4}}年(?=[，,]|{TARGET_VERB})"
 )
 
 

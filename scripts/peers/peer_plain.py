@@ -90,6 +90,15 @@ def training_arguments(args: argparse.Namespace, workdir: Path) -> Any:
     )
 
 
+def keep_lower_layers(model: Any, n: int) -> None:
+    """The lower n encoder layers, as the project's NER model keeps them (configs/ner.yaml num_layers)."""
+    layers = model.base_model.encoder.layer
+    if not 0 < n <= len(layers):
+        raise SystemExit(f"--num-layers must be between 1 and {len(layers)}, got {n}")
+    model.base_model.encoder.layer = layers[:n]
+    model.config.num_hidden_layers = n
+
+
 def train_model(segments: list[Segment], workdir: Path, args: argparse.Namespace, settings: dict) -> Any:
     import torch
     from transformers import (
@@ -107,6 +116,8 @@ def train_model(segments: list[Segment], workdir: Path, args: argparse.Namespace
     model = AutoModelForTokenClassification.from_pretrained(
         str(encoder), num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id=LABEL2ID
     )
+    if args.num_layers:
+        keep_lower_layers(model, args.num_layers)
     budget = deadline_callback(args.max_minutes)
     trainer = Trainer(
         model=model,
@@ -162,6 +173,7 @@ def make_peer(args: argparse.Namespace) -> Peer:
         "weight_decay": args.weight_decay,
         "warmup_ratio": args.warmup_ratio,
         "max_length": args.max_length,
+        "num_layers": args.num_layers or "all",
         "bf16": args.bf16,
     }
     return Peer(
@@ -184,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--max-length", type=int, default=512, help="pieces per segment, [CLS]/[SEP] included")
+    p.add_argument("--num-layers", type=int, default=0, help="keep the lower N encoder layers (0: all)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (faster; weights stay fp32)")
     args = p.parse_args(argv)
     set_threads(args.threads)
