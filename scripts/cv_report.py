@@ -8,6 +8,7 @@ the rules baseline and the peers (scripts/peers), all on the same folds, pooled 
 --cv NAME=DIR: a folder written by `planie cv` (its cv.json; the first one also gives the rules row).
 --peers DIR: DIR/PEER/FOLD/predictions.jsonl as written by scripts/peers/run.sh (entities only;
 without --cv the table holds the peers alone).
+--not-run NAME=WHY: a row for a system that did not run, with the reason.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def markdown(rows: list[Row], labels: list[str], k: int, command: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in rows:
         ent = r["entities"]
+        if ent is None:  # a system that did not run: the reason fills the row
+            lines.append(f"| {r['name']} | 0/{k} | not run: {r['why']} |" + " |" * (len(head) - 3))
+            continue
         cells = [r["name"], f"{r['folds']}/{k}", *(f"{ent[lab]['f1']:.3f}" for lab in labels)]
         cells += [f"{ent['micro'][m]:.3f}" for m in ("precision", "recall", "f1")]
         cells += [f"{r[x]['f1']:.3f}" if r[x] else "-" for x in ("relations", "triples")]
@@ -108,6 +112,7 @@ def main() -> None:
     ap.add_argument("--folds", required=True, help="folds.json written by planie cv")
     ap.add_argument("--cv", nargs="*", default=[], metavar="NAME=DIR", help="planie cv output folders")
     ap.add_argument("--peers", help="folder of peer predictions (PEER/FOLD/predictions.jsonl)")
+    ap.add_argument("--not-run", nargs="*", default=[], metavar="NAME=WHY", help="a system that did not run, and why")
     ap.add_argument("--annotations", default="annotations")
     ap.add_argument("--out", required=True, help="markdown to write (a .json beside it)")
     args = ap.parse_args()
@@ -121,9 +126,14 @@ def main() -> None:
         gold = {d.doc_id: d for d in load_gold_dir([args.annotations])}
         peer_dirs = sorted(p for p in Path(args.peers).iterdir() if p.is_dir())
         rows += [peer_row(p, folds, gold, labels) for p in peer_dirs]
+    for item in args.not_run:
+        name, _, why = item.partition("=")
+        rows.append({"name": name, "entities": None, "relations": None, "triples": None, "folds": 0, "why": why})
     command = f"python scripts/cv_report.py --folds {args.folds}"
     command += (" --cv " + " ".join(f'"{c}"' for c in args.cv)) if args.cv else ""
-    command += (f" --peers {args.peers}" if args.peers else "") + f" --out {args.out}"
+    command += f" --peers {args.peers}" if args.peers else ""
+    command += (" --not-run " + " ".join(f'"{n}"' for n in args.not_run)) if args.not_run else ""
+    command += f" --out {args.out}"
     out = Path(args.out)
     write_atomic(out, markdown(rows, labels, len(folds), command))
     write_atomic(out.with_suffix(".json"), json.dumps(rows, ensure_ascii=False, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """Re-score the fold models kept by `planie cv --keep-models` with the current decoding steps (and
 optional switches), without training: the ablation of post-decoding rules on grouped CV.
 
-    python scripts/rescore_cv.py runs/cv-province --out runs/cv-province-rescored [--section-rules on|off]
+    python scripts/rescore_cv.py runs/cv-province --out OUT [--section-rules on|off] [--docs ID...]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
         help="drop spans in section kinds where the schema has none (model: as the model's planie.json says)",
     )
     ap.add_argument("--traditional", action="store_true", help="also score traditional-character twins (OpenCC s2t)")
+    ap.add_argument("--docs", nargs="*", default=[], help="score only these test documents (doc ids)")
     args = ap.parse_args()
     switch = {"on": True, "off": False, "model": None}[args.section_rules]
 
@@ -32,7 +33,11 @@ def main() -> None:
         return ModelExtractor(model_dir, section_rules=switch) if switch is not None else ModelExtractor(model_dir)
 
     title = f"NER cross-validation re-scored from {args.cv_dir} (section rules: {args.section_rules})"
-    summary = rescore_folds(Path(args.cv_dir), Path(args.out), args.annotations, extractor, title, args.traditional)
+    if args.docs:
+        title += f", documents {', '.join(args.docs)}"
+    summary = rescore_folds(
+        Path(args.cv_dir), Path(args.out), args.annotations, extractor, title, args.traditional, args.docs
+    )
     micro = summary["pooled"]["model"]["entities"]["micro"]
     print(f"{args.out}: pooled entity micro P {micro['precision']:.3f} R {micro['recall']:.3f} F1 {micro['f1']:.3f}")
 

@@ -9,7 +9,7 @@ import random
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -288,14 +288,22 @@ def rescore_folds(
     make_extractor: Callable[[Path], Extractor],
     title: str,
     traditional: bool = False,
+    only_docs: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Score the models kept by ``planie cv --keep-models`` (CV_DIR/FOLD/model) on their folds' test
-    documents with another extractor built around each (other decoding steps, another linker): no training.
-    Writes OUT/folds.json, OUT/FOLD/metrics.json and report.md, OUT/cv.json and cv.md."""
+    documents (``only_docs``: these of them) with another extractor built around each (other decoding steps,
+    another linker): no training. Writes OUT/folds.json, OUT/FOLD/metrics.json and report.md, OUT/cv.json
+    and cv.md."""
     from pipeline.evaluation.report import evaluate_extractor
 
     record = json.loads((cv_dir / "folds.json").read_text(encoding="utf-8"))
     folds = [Fold(f["name"], tuple(f["groups"]), tuple(f["train"]), tuple(f["test"])) for f in record["folds"]]
+    if only_docs:
+        unknown = set(only_docs) - {d for f in folds for d in f.test}
+        if unknown:
+            raise UsageError(f"{cv_dir}: no fold tests {', '.join(sorted(unknown))}")
+        folds = [replace(f, test=tuple(d for d in f.test if d in only_docs)) for f in folds]
+        folds = [f for f in folds if f.test]
     missing = [f.name for f in folds if not (cv_dir / f.name / "model").is_dir()]
     if missing:
         raise UsageError(f"{cv_dir}: no kept model for {', '.join(missing)} (run planie cv with --keep-models)")

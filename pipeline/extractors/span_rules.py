@@ -67,7 +67,8 @@ def values_to_their_numbers(text: str, spans: list[Span]) -> list[Span]:
         if s.label == "VALUE":
             reach = (max(0, s.start - MAX_VALUE_REACH), min(len(text), s.end + MAX_VALUE_REACH))
             found = [m.span() for m in VALUE_EXTENT.finditer(simplified, *reach) if _overlap(m.span(), s)]
-            start, end = (min(a for a, _ in found), max(b for _, b in found)) if found else (s.start, s.end)
+            start = min([s.start, *(a for a, _ in found)])
+            end = max([s.end, *(b for _, b in found)])
             if (start, end) != (s.start, s.end) and not others.intersection(range(start, end)):
                 s = Span(s.id, start, end, s.label, text[start:end], s.score)
             if (s.start, s.end) in seen:
@@ -140,7 +141,8 @@ def indicator_to_its_predicate(text: str, span: Span, value_starts: Sequence[int
         if gap and not gap.startswith(COORDINATORS) and not _predicate_at(text, end):
             cut = next((i for i in range(len(gap)) if gap[i] in COORDINATORS or _predicate_at(text, end + i)), len(gap))
             grow = gap[:cut]
-            if len(grow) <= MAX_INDICATOR_GROWTH and all(_is_han(c) for c in grow):
+            short = len(grow) <= MAX_INDICATOR_REPAIR  # a longer growth does not cross 的 (天数|的空气质量)
+            if len(grow) <= MAX_INDICATOR_GROWTH and all(_is_han(c) for c in grow) and (short or "的" not in grow):
                 end += len(grow)
     if end == span.end:
         return span
@@ -206,7 +208,7 @@ def indicator_from_word_start(text: str, span: Span, words: Collection[str], tak
     window = to_simplified(text[max(0, start - 3) : start + 3])
     offset = max(0, start - 3)
     for a in range(max(0, start - 3), start):
-        if any(i in taken for i in range(a, start)):
+        if text[a] in NOT_AT_START or any(i in taken for i in range(a, start)):
             continue
         if any(window[a - offset : a - offset + n] in words and a + n > start for n in (2, 3, 4)):
             if all(_is_han(c) for c in window[a - offset : start - offset + 1]):
