@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.annotations import AnnotatedDoc, Span
-from pipeline.core.documents import paragraphs, to_simplified
+from pipeline.core.documents import is_han, paragraphs, to_simplified
 
 _WORD = re.compile(r"\d+(?:\.\d+)?|[A-Za-z]+|[０-９]+|\S", re.UNICODE)
 
@@ -32,10 +32,6 @@ def pre_tokenize(text: str, start: int = 0, end: int | None = None) -> list[tupl
     return [(m.start(), m.end()) for m in _WORD.finditer(text, start, len(text) if end is None else end)]
 
 
-def _is_han(c: str) -> bool:
-    return "\u4e00" <= c <= "\u9fff"
-
-
 class PieceTokenizer:
     """Wraps a HuggingFace fast tokenizer so that pieces are cut inside pre-tokenised words."""
 
@@ -54,7 +50,7 @@ class PieceTokenizer:
         """The vocabulary's pieces of 2-4 Chinese characters: a word list for the span rules (the model
         itself reads one piece per Chinese character, see pre_tokenize)."""
         vocab = self.tokenizer.backend_tokenizer.get_vocab()
-        return frozenset(w for p in vocab if 2 <= len(w := p.lstrip("▁")) <= 4 and all(_is_han(c) for c in w))
+        return frozenset(w for p in vocab if 2 <= len(w := p.lstrip("▁")) <= 4 and all(is_han(c) for c in w))
 
     def word_pieces(self, word: str) -> list[tuple[int, int, int]]:
         """(token id, start, end) of the pieces of one word, offsets relative to the word."""

@@ -177,6 +177,11 @@ def _t2s():  # noqa: ANN202
     return opencc.OpenCC("t2s")
 
 
+def is_han(c: str) -> bool:
+    """A character of the CJK Unified Ideographs block (the Chinese of these documents)."""
+    return "\u4e00" <= c <= "\u9fff"
+
+
 def to_simplified(text: str) -> str:
     """Traditional → simplified with the length kept (character by character where needed)."""
     conv = _t2s()

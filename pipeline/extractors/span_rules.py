@@ -6,7 +6,8 @@ import re
 from collections.abc import Collection, Sequence
 
 from pipeline.core.annotations import Span
-from pipeline.core.documents import to_simplified
+from pipeline.core.documents import SentenceIndex, is_han, to_simplified
+from pipeline.extractors.rules import VALUE_EXTENT, rule_spans
 
 MAX_VALUE_REACH = 12  # characters around a VALUE searched for the number expression it is part of
 SEPARATE_WHEN_ADJACENT = {"AGENCY"}  # 党中央国务院: two bodies may touch; other labels never do in the gold
@@ -59,8 +60,6 @@ def values_to_their_numbers(text: str, spans: list[Span]) -> list[Span]:
     """A VALUE overlapping a number expression (rules.VALUE_EXTENT, on the simplified text) takes the
     expression's whole extent (21|.47件 → 21.47件, 200项以 → 200项以上) unless that runs into a span of
     another label; two VALUEs of one expression are one."""
-    from pipeline.extractors.rules import VALUE_EXTENT
-
     simplified, out, seen = to_simplified(text), [], set()
     others = {i for s in spans if s.label != "VALUE" for i in range(s.start, s.end)}
     for s in spans:
@@ -84,8 +83,6 @@ def _overlap(extent: tuple[int, int], span: Span) -> bool:
 
 def _tidy_indicators(text: str, spans: list[Span], words: Collection[str]) -> list[Span]:
     """Steps 3-6 of tidy_spans, in this order."""
-    from pipeline.core.documents import SentenceIndex
-
     index = SentenceIndex(text)
     with_value = {index.of(s.start) for s in spans if s.label == "VALUE"}
     kept = [s for s in spans if s.label != "INDICATOR" or index.of(s.start) in with_value]
@@ -142,7 +139,7 @@ def indicator_to_its_predicate(text: str, span: Span, value_starts: Sequence[int
             cut = next((i for i in range(len(gap)) if gap[i] in COORDINATORS or _predicate_at(text, end + i)), len(gap))
             grow = gap[:cut]
             short = len(grow) <= MAX_INDICATOR_REPAIR  # a longer growth does not cross 的 (天数|的空气质量)
-            if len(grow) <= MAX_INDICATOR_GROWTH and all(_is_han(c) for c in grow) and (short or "的" not in grow):
+            if len(grow) <= MAX_INDICATOR_GROWTH and all(is_han(c) for c in grow) and (short or "的" not in grow):
                 end += len(grow)
     if end == span.end:
         return span
@@ -196,10 +193,6 @@ def indicator_without_counting_verb(text: str, span: Span) -> Span:
     return Span(span.id, start, span.end, span.label, text[start : span.end], span.score)
 
 
-def _is_han(c: str) -> bool:
-    return "\u4e00" <= c <= "\u9fff"
-
-
 def indicator_from_word_start(text: str, span: Span, words: Collection[str], taken: set[int]) -> Span:
     """An INDICATOR whose first character is not the first of a word (主|导或参与…标准, 著|名商标, 全|市主要…)
     starts where that word starts, unless another span holds the characters before it. Words are looked up
@@ -211,7 +204,7 @@ def indicator_from_word_start(text: str, span: Span, words: Collection[str], tak
         if text[a] in NOT_AT_START or any(i in taken for i in range(a, start)):
             continue
         if any(window[a - offset : a - offset + n] in words and a + n > start for n in (2, 3, 4)):
-            if all(_is_han(c) for c in window[a - offset : start - offset + 1]):
+            if all(is_han(c) for c in window[a - offset : start - offset + 1]):
                 return Span(span.id, a, span.end, span.label, text[a : span.end], span.score)
     return span
 
@@ -259,8 +252,6 @@ def _with_modifier(text: str, span: Span, ends: set[int]) -> Span:
 def with_rule_spans(spans: Sequence[Span], text: str, labels: set[str]) -> list[Span]:
     """The model's spans with ``labels`` taken from the rules instead: the model's spans of those
     labels are dropped, and so is any other model span overlapping a rule span."""
-    from pipeline.extractors.rules import rule_spans
-
     ruled = [r for r in rule_spans(text) if r.label in labels]
     kept = [s for s in spans if s.label not in labels and not any(r.start < s.end and s.start < r.end for r in ruled)]
     return sorted([*kept, *ruled], key=lambda s: s.start)
