@@ -60,14 +60,16 @@ def values_to_their_numbers(text: str, spans: list[Span]) -> list[Span]:
     """A VALUE overlapping a number expression (rules.VALUE_EXTENT, on the simplified text) takes the
     expression's whole extent (21|.47件 → 21.47件, 200项以 → 200项以上) unless that runs into a span of
     another label; two VALUEs of one expression are one."""
-    simplified, out, seen = to_simplified(text), [], set()
+    out, seen = [], set()
     others = {i for s in spans if s.label != "VALUE" for i in range(s.start, s.end)}
     for s in spans:
         if s.label == "VALUE":
-            reach = (max(0, s.start - MAX_VALUE_REACH), min(len(text), s.end + MAX_VALUE_REACH))
-            found = [m.span() for m in VALUE_EXTENT.finditer(simplified, *reach) if _overlap(m.span(), s)]
-            start = min([s.start, *(a for a, _ in found)])
-            end = max([s.end, *(b for _, b in found)])
+            a = max(0, s.start - MAX_VALUE_REACH)
+            window = to_simplified(text[a : s.end + MAX_VALUE_REACH])  # the converter is slow on a whole text
+            found = [(a + i, a + j) for i, j in (m.span() for m in VALUE_EXTENT.finditer(window))]
+            found = [(i, j) for i, j in found if _overlap((i, j), s)]
+            start = min([s.start, *(i for i, _ in found)])
+            end = max([s.end, *(j for _, j in found)])
             if (start, end) != (s.start, s.end) and not others.intersection(range(start, end)):
                 s = Span(s.id, start, end, s.label, text[start:end], s.score)
             if (s.start, s.end) in seen:
