@@ -200,9 +200,9 @@ def indicator_from_word_start(text: str, span: Span, words: Collection[str], tak
     starts where that word starts, unless another span holds the characters before it. Words are looked up
     on the simplified text (the word list is simplified Chinese)."""
     start = span.start
-    window = to_simplified(text[max(0, start - 3) : start + 3])
     offset = max(0, start - 3)
-    for a in range(max(0, start - 3), start):
+    window = to_simplified(text[offset : start + 3])
+    for a in range(offset, start):
         if text[a] in NOT_AT_START or any(i in taken for i in range(a, start)):
             continue
         if any(window[a - offset : a - offset + n] in words and a + n > start for n in (2, 3, 4)):
