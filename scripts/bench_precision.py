@@ -431,9 +431,10 @@ def main() -> None:
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
     variants = args.variants.split(",")
-    if any(v.startswith("onnx") for v in variants) and not onnxruntime_available():
+    wants_onnx = any(v.startswith("onnx") for v in variants)
+    if wants_onnx and not onnxruntime_available():
         raise SystemExit(f"the onnx variants need onnxruntime: {INSTALL_HINT} (or --variants fp32,bf16,int8)")
-    onnx_build = prepare(args) if any(v.startswith("onnx") for v in variants) else {}
+    onnx_build = prepare(args) if wants_onnx else {}
     tmp = Path(tempfile.mkdtemp(prefix="bench_precision_"))
     try:
         corpus = tmp / "corpus"
